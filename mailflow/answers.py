@@ -1,0 +1,290 @@
+"""Reply text or HTML -> Answers(found, missing): the hard part of reading real mail.
+
+People answer in every shape their client allows: inline under quoted questions, between
+Gmail's split blockquotes, under an unquoted Outlook original, top-posted as "1) ...",
+in a fresh message with the questions pasted in, with questions edited or unnumbered.
+So the reader does not trust numbers or quoting alone. It finds the questions by their
+text (fuzzy, so an edited word still matches; a number helps but is not required), takes
+the unquoted lines under each as its answer, and falls back to numbered answers written
+above the quoted questionnaire. Quote headers, signatures, sign-offs and client
+boilerplate end an answer. The plain and the HTML part are both read; the richer wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+import html2text
+
+from mailflow.parsing import ParsedMail
+
+MAX_TEXT = 200_000  # characters read per body; real replies are far shorter
+MAX_QUESTION_LINE = 400
+QUESTION_MATCH = 0.82  # similarity for a question found by its text alone
+NUMBERED_QUESTION_MATCH = 0.6  # ... and when its number agrees too
+
+_QUOTE = re.compile(r"^[ \t]*((?:>[ \t]?)+)")
+_NUMBER = re.compile(
+    r"^(?:(?:q|question)\s*(\d{1,2})\s*[.):-]?|\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})\s*[.):])\s*",
+    re.IGNORECASE,
+)
+_ANSWER_PREFIX = re.compile(r"^(?:a|answer|r|reply)\s*[:.)-]\s*", re.IGNORECASE)
+_QUOTE_HEADER = re.compile(
+    r"^(?:on|am|le|el|il|em|op|den|w dniu)\b.{0,200}?"
+    r"(?:wrote|writes|schrieb|a [ée]crit|escribi[óo]|ha scritto|escreveu|schreef|skrev|napisa[łl])\s*:?\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(
+    r"^(?:-{2,}\s*(?:original message|forwarded message|urspr[üu]ngliche nachricht|message d'origine"
+    r"|mensaje original)\s*-{2,}|_{10,}|-{10,}|={10,})$",
+    re.IGNORECASE,
+)
+_HEADER_BLOCK_START = re.compile(r"^\**(?:from|de|von|van|da)\s*:\**\s*\S", re.IGNORECASE)
+_HEADER_BLOCK_NEXT = re.compile(
+    r"^\**(?:sent|date|to|subject|cc|envoy[ée]|gesendet|datum|an|betreff|enviado|fecha|para|asunto|objet|[àa])\s*:",
+    re.IGNORECASE,
+)
+_CLIENT_BOILERPLATE = re.compile(
+    r"^(?:sent from (?:my |the )?\w.*|sent with \w.*|get outlook for \w.*|sent from mail for windows.*"
+    r"|von meinem \w.* gesendet|envoy[ée] de mon \w.*|enviado desde mi \w.*|inviato da(?:l mio)? \w.*"
+    r"|sent via \w.*|download (?:the )?\w+ app.*)$",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"^(?:thanks|thank you|thankyou|many thanks|thx|best|best wishes|best regards|kind regards|warm regards"
+    r"|regards|cheers|sincerely|yours|all the best|warmly|take care|cordially|with thanks|love"
+    r"|saludos|un saludo|atentamente|cordialement|bien [àa] vous|gr[üu](?:ß|ss)e|liebe gr[üu](?:ß|ss)e"
+    r"|mit freundlichen gr[üu](?:ß|ss)en|viele gr[üu](?:ß|ss)e|groetjes|met vriendelijke groet)"
+    r"(?:\s+[\w']+){0,3}\s*[,!.]?$",
+    re.IGNORECASE,
+)
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Answers by 1-based question number; paragraphs separated by a blank line."""
+
+    found: dict[int, str]
+    missing: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Line:
+    depth: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Marker:
+    index: int
+    number: int
+    consumed: int
+    remainder: str
+
+
+def extract_answers(mail: ParsedMail, questions: Sequence[str], boilerplate: Sequence[str] = ()) -> Answers:
+    """Find the answers in a reply; `boilerplate` lists lines of our own questionnaire to drop."""
+    texts = [mail.text_plain] if mail.text_plain else []
+    if mail.text_html:
+        texts.append(html_to_text(mail.text_html))
+    noise = {_normalise(line) for line in boilerplate if line.strip()}
+    found: dict[int, str] = {}
+    for text in texts:  # max() would re-run; keep the first best, plain before HTML
+        candidate = _answers_from_text(text[:MAX_TEXT], questions, noise)
+        if len(candidate) > len(found):
+            found = candidate
+    missing = tuple(n for n in range(1, len(questions) + 1) if n not in found)
+    return Answers(found=dict(sorted(found.items())), missing=missing)
+
+
+def html_to_text(html: str) -> str:
+    """HTML -> text with blockquotes as '>' quoting, which is what the reader understands."""
+    converter = html2text.HTML2Text(bodywidth=0)
+    converter.ignore_links = True
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ignore_tables = True
+    converter.unicode_snob = True
+    try:
+        text = converter.handle(html[: MAX_TEXT * 4])
+    except Exception:  # html2text on pathological markup; the tags stripped crudely still read
+        text = re.sub(r"<[^>]+>", " ", html)
+    return _MD_ESCAPE.sub(r"\1", text)
+
+
+def _answers_from_text(text: str, questions: Sequence[str], noise: set[str]) -> dict[int, str]:
+    lines = _split_lines(text)
+    targets = [_normalise(q) for q in questions]
+    markers = _find_question_markers(lines, targets)
+    found: dict[int, str] = {}
+    for position, marker in enumerate(markers):
+        end = markers[position + 1].index if position + 1 < len(markers) else len(lines)
+        body = lines[marker.index + marker.consumed : end]
+        first = [_Line(0, marker.remainder)] if marker.remainder else []
+        answer = _answer_from_lines(first + body, noise)
+        if answer and marker.number not in found:
+            found[marker.number] = answer
+    head_end = markers[0].index if markers else len(lines)
+    for number, answer in _top_posted_answers(lines[:head_end], len(questions), noise).items():
+        found.setdefault(number, answer)
+    return found
+
+
+def _split_lines(text: str) -> list[_Line]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
+    text = text.replace("\u200b", "").replace("\ufeff", "")
+    lines = []
+    for raw in text.split("\n"):
+        quote = _QUOTE.match(raw)
+        depth = quote.group(1).count(">") if quote else 0
+        lines.append(_Line(depth, (raw[quote.end() :] if quote else raw).strip()))
+    return lines
+
+
+def _normalise(text: str) -> str:
+    text = text.lower().replace("\u2019", "'").replace("what's", "what is")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _split_number(text: str) -> tuple[int | None, str]:
+    match = _NUMBER.match(text)
+    if not match:
+        return None, text
+    digits = next(group for group in match.groups() if group)
+    return int(digits), text[match.end() :]
+
+
+def _find_question_markers(lines: list[_Line], targets: list[str]) -> list[_Marker]:
+    markers: list[_Marker] = []
+    index = 0
+    while index < len(lines):
+        marker = _match_question(lines, index, targets)
+        if marker:
+            markers.append(marker)
+            index += marker.consumed
+        else:
+            index += 1
+    return markers
+
+
+def _match_question(lines: list[_Line], index: int, targets: list[str]) -> _Marker | None:
+    """Does a question start at this line? Questions may wrap over up to three lines."""
+    line = lines[index]
+    if not line.text or len(line.text) > MAX_QUESTION_LINE:
+        return None
+    number, _ = _split_number(line.text)
+    joined = ""
+    for consumed in range(1, 4):
+        if index + consumed - 1 >= len(lines):
+            break
+        nxt = lines[index + consumed - 1]
+        if consumed > 1 and (not nxt.text or nxt.depth != line.depth):
+            break
+        joined = f"{joined} {nxt.text}".strip()
+        question, mark, remainder = joined.partition("?")
+        if not mark and consumed > 1:
+            continue
+        best = _best_question(_split_number(question)[1], number, targets, has_mark=bool(mark))
+        if best is not None:
+            keep = remainder.strip() if line.depth == 0 else ""
+            return _Marker(index, best, consumed, keep)
+        if mark:
+            break
+    return None
+
+
+def _best_question(text: str, number: int | None, targets: list[str], *, has_mark: bool) -> int | None:
+    candidate = _normalise(text)
+    if len(candidate) < 8:
+        return None
+    best_number, best_ratio = None, 0.0
+    for position, target in enumerate(targets, start=1):
+        if abs(len(candidate) - len(target)) > max(len(target), 12) * 0.6:
+            continue
+        ratio = SequenceMatcher(None, candidate, target).ratio()
+        if number == position:
+            ratio += QUESTION_MATCH - NUMBERED_QUESTION_MATCH
+        if ratio > best_ratio:
+            best_number, best_ratio = position, ratio
+    threshold = QUESTION_MATCH if has_mark else 0.92
+    return best_number if best_ratio >= threshold else None
+
+
+def _is_boundary(lines: list[_Line], index: int) -> bool:
+    """Does the person's own text end here (a quote header, a signature, client boilerplate)?"""
+    text = lines[index].text
+    if text in {"--", "-- ", "—"} or _SEPARATOR.match(text) or _CLIENT_BOILERPLATE.match(text):
+        return True
+    following = lines[index + 1].text if index + 1 < len(lines) else ""
+    if _QUOTE_HEADER.match(text) or (len(text) < 200 and _QUOTE_HEADER.match(f"{text} {following}")):
+        return True
+    if _HEADER_BLOCK_START.match(text):
+        window = lines[index + 1 : index + 6]
+        return sum(1 for line in window if _HEADER_BLOCK_NEXT.match(line.text)) >= 2
+    return False
+
+
+def _own_lines(lines: list[_Line], noise: set[str]) -> list[str]:
+    """The person's unquoted lines, up to where their own text ends."""
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if line.depth == 0 and _is_boundary(lines, index):
+            break
+        if line.depth == 0 and _normalise(line.text) not in noise:
+            kept.append(line.text)
+        elif line.depth == 0:
+            kept.append("")
+    return _drop_sign_off(kept)
+
+
+def _drop_sign_off(kept: list[str]) -> list[str]:
+    """Drop a closing like "Best wishes," and the few short lines (a name) after it."""
+    content = [i for i, text in enumerate(kept) if text]
+    for position in range(len(content) - 1, max(len(content) - 6, -1), -1):
+        index = content[position]
+        if _SIGN_OFF.match(kept[index]) and len(kept[index]) <= 60:
+            tail = [kept[i] for i in content[position + 1 :]]
+            if len(tail) <= 4 and all(len(t) <= 60 for t in tail):
+                return kept[:index]
+    return kept
+
+
+def _answer_from_lines(lines: list[_Line], noise: set[str]) -> str:
+    kept = _own_lines(lines, noise)
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for text in kept + [""]:
+        if text:
+            current.append(text)
+        elif current:
+            paragraphs.append(" ".join(" ".join(current).split()))
+            current = []
+    if paragraphs:
+        paragraphs[0] = _ANSWER_PREFIX.sub("", paragraphs[0])
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _top_posted_answers(lines: list[_Line], count: int, noise: set[str]) -> dict[int, str]:
+    """Answers written as "1) ..." above the quoted questionnaire, numbers rising."""
+    starts: list[tuple[int, int, str]] = []
+    for index, line in enumerate(lines):
+        if line.depth == 0 and _is_boundary(lines, index):
+            break
+        if line.depth:
+            continue
+        number, rest = _split_number(line.text)
+        if number and 1 <= number <= count and (not starts or number > starts[-1][1]):
+            starts.append((index, number, rest))
+    if len(starts) < 2:
+        return {}
+    found: dict[int, str] = {}
+    for position, (index, number, rest) in enumerate(starts):
+        end = starts[position + 1][0] if position + 1 < len(starts) else len(lines)
+        answer = _answer_from_lines([_Line(0, rest), *lines[index + 1 : end]], noise)
+        if answer:
+            found[number] = answer
+    return found

@@ -1,0 +1,96 @@
+"""Composition root: settings -> database, backends, templates and questions, wired once.
+
+No module keeps global state; everything a pass needs travels in the App.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from mailflow.classify import Context
+from mailflow.config import Settings, resolve_path
+from mailflow.db import create_schema, make_engine, sqlite_path
+from mailflow.identity import load_or_create_secret
+from mailflow.outbox import Outbox, make_outbox
+from mailflow.pages import SiteInfo
+from mailflow.publishers import Publisher, PublisherEnv, make_publisher
+from mailflow.questions import load_questions
+from mailflow.render import Renderer, default_templates_dir
+from mailflow.sources import Source, make_source
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    source: Source
+    outbox: Outbox
+    publisher: Publisher
+    renderer: Renderer
+    questions: tuple[str, ...]
+    boilerplate: tuple[str, ...]
+    secret: bytes
+    site: SiteInfo
+    context: Context
+
+    @property
+    def min_answers(self) -> int:
+        return max(1, math.ceil(self.settings.core.complete_ratio * len(self.questions)))
+
+    @property
+    def lock_path(self) -> Path:
+        database = sqlite_path(self.settings.core.database, self.settings.base_dir)
+        return (database.parent if database else self.settings.base_dir / "var") / "mailflow.lock"
+
+    def email_context(self) -> dict[str, object]:
+        """What every email template may use."""
+        return {
+            "site_name": self.site.name,
+            "from_name": self.settings.core.from_name,
+            "questions": self.questions,
+            "min_answers": self.min_answers,
+        }
+
+    def close(self) -> None:
+        self.source.close()
+        self.outbox.close()
+        self.engine.dispose()
+
+
+def build_app(settings: Settings, *, create_tables: bool = True) -> App:
+    core = settings.core
+    templates = settings.sections["mailflow"].optional("templates")
+    renderer = Renderer(resolve_path(settings.base_dir, templates) if templates else default_templates_dir())
+    base_url = settings.blog.text("base_url", "http://localhost:8000/")
+    site = SiteInfo(
+        name=core.site_name,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        language=settings.blog.text("language", "en"),
+        interview_address=core.from_address,
+    )
+    engine = make_engine(core.database, settings.base_dir)
+    if create_tables:
+        create_schema(engine)
+    questions = load_questions(settings.interview.questions_file)
+    app = App(
+        settings=settings,
+        engine=engine,
+        source=make_source(settings.incoming),
+        outbox=make_outbox(settings.outgoing),
+        publisher=make_publisher(settings.blog, PublisherEnv(renderer, site)),
+        renderer=renderer,
+        questions=questions,
+        boilerplate=(),
+        secret=load_or_create_secret(core.secret_file),
+        site=site,
+        context=Context(
+            own_addresses=frozenset({core.from_address.lower()}),
+            max_message_bytes=core.max_message_bytes,
+        ),
+    )
+    app.boilerplate = tuple(app.renderer.email("questionnaire", **app.email_context()).text.splitlines())
+    return app

@@ -1,0 +1,178 @@
+"""The only reader of settings.ini and the environment: turns them into frozen dataclasses.
+
+Every value is checked here, at start-up, so that a mistake is reported once, in plain
+words, naming the section and key to change, instead of surfacing later as a crash.
+Backends read their own section through `Section` (see sources/, outbox/, publishers/).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailflow.errors import ConfigError
+
+DEFAULT_CONFIG = "settings.ini"
+CONFIG_ENV = "MAILFLOW_CONFIG"
+
+_TRUE = {"yes", "true", "on", "1"}
+_FALSE = {"no", "false", "off", "0"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of settings.ini, with typed getters whose errors name the key."""
+
+    name: str
+    values: Mapping[str, str]
+    base_dir: Path
+
+    def where(self, key: str) -> str:
+        return f"[{self.name}] {key}"
+
+    def text(self, key: str, default: str | None = None) -> str:
+        env = os.environ.get(f"MAILFLOW_{self.name.upper()}_{key.upper()}")
+        value = env if env is not None else self.values.get(key, default)
+        if value is None or value == "":
+            if default is not None:
+                return default
+            raise ConfigError(f"Please set {self.where(key)} in your settings file.")
+        return value.strip()
+
+    def optional(self, key: str) -> str | None:
+        value = self.text(key, "")
+        return value or None
+
+    def integer(self, key: str, default: int) -> int:
+        raw = self.text(key, str(default))
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{self.where(key)} must be a whole number, not {raw!r}.") from None
+
+    def number(self, key: str, default: float) -> float:
+        raw = self.text(key, str(default))
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{self.where(key)} must be a number, not {raw!r}.") from None
+
+    def flag(self, key: str, default: bool) -> bool:
+        raw = self.text(key, "yes" if default else "no").lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise ConfigError(f"{self.where(key)} must be yes or no, not {raw!r}.")
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str:
+        raw = self.text(key, default).lower()
+        if raw not in choices:
+            raise ConfigError(f"{self.where(key)} must be one of {', '.join(choices)}; it is {raw!r}.")
+        return raw
+
+    def path(self, key: str, default: str | None = None) -> Path:
+        """A path; relative paths resolve against the settings file's folder."""
+        return resolve_path(self.base_dir, self.text(key, default))
+
+
+def resolve_path(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path)
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """[mailflow]: who we are, where state lives, and the rules for a complete reply."""
+
+    database: str
+    from_address: str
+    from_name: str
+    host_address: str
+    site_name: str
+    secret_file: Path
+    complete_ratio: float
+    questionnaire_interval_hours: int
+    max_replies_per_day: int
+    max_message_bytes: int
+    log_level: str
+
+
+@dataclass(frozen=True)
+class InterviewSettings:
+    """[interview]: where the host keeps the questions."""
+
+    questions_file: Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything settings.ini says, checked. Backend sections stay raw until their backend reads them."""
+
+    path: Path
+    base_dir: Path
+    core: CoreSettings
+    interview: InterviewSettings
+    incoming: Section
+    outgoing: Section
+    blog: Section
+    sections: Mapping[str, Section] = field(default_factory=dict)
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and check a settings file; raise ConfigError with a plain-language message."""
+    settings_path = config_path(path).resolve()
+    if not settings_path.is_file():
+        raise ConfigError(
+            f"No settings file at {settings_path}. Copy settings.ini from the mailflow folder "
+            f"there, or point --config (or {CONFIG_ENV}) at yours."
+        )
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    try:
+        parser.read(settings_path, encoding="utf-8")
+    except configparser.Error as exc:
+        raise ConfigError(f"{settings_path} could not be read: {exc}") from None
+    base_dir = settings_path.parent
+    sections = {
+        name: Section(name, dict(parser[name]) if parser.has_section(name) else {}, base_dir)
+        for name in {*parser.sections(), "mailflow", "incoming", "outgoing", "blog", "interview"}
+    }
+    return Settings(
+        path=settings_path,
+        base_dir=base_dir,
+        core=_core_settings(sections["mailflow"]),
+        interview=InterviewSettings(sections["interview"].path("questions", "questions.txt")),
+        incoming=sections["incoming"],
+        outgoing=sections["outgoing"],
+        blog=sections["blog"],
+        sections=sections,
+    )
+
+
+def _core_settings(section: Section) -> CoreSettings:
+    from_address = section.text("from_address")
+    if "@" not in from_address:
+        raise ConfigError(f"{section.where('from_address')} must be an email address, not {from_address!r}.")
+    ratio = section.number("complete_ratio", 0.5)
+    if not 0 < ratio <= 1:
+        raise ConfigError(f"{section.where('complete_ratio')} must be above 0 and at most 1 (0.5 means half).")
+    return CoreSettings(
+        database=section.text("database", "sqlite:///db/mailflow.db"),
+        from_address=from_address,
+        from_name=section.text("from_name", "The Job-Seeker's Interview"),
+        host_address=section.text("host_address"),
+        site_name=section.text("site_name", "The Job-Seeker's Interview"),
+        secret_file=section.path("secret_file", "db/secret.key"),
+        complete_ratio=ratio,
+        questionnaire_interval_hours=section.integer("questionnaire_interval_hours", 24),
+        max_replies_per_day=section.integer("max_replies_per_day", 5),
+        max_message_bytes=section.integer("max_message_bytes", 10 * 1024 * 1024),
+        log_level=section.text("log_level", "INFO").upper(),
+    )

@@ -1,0 +1,92 @@
+"""Engine, sessions and transactions: the only module that knows SQLite from PostgreSQL.
+
+On SQLite every transaction starts with BEGIN IMMEDIATE, so that two processes never both
+read the counter and then fight over the write lock; on PostgreSQL the counter row is
+locked with SELECT ... FOR UPDATE (see numbering.py).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel
+
+from mailflow import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from mailflow.errors import ConfigError
+
+
+def sqlite_path(url: str, base_dir: Path) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    path = Path(parsed.database)
+    return path if path.is_absolute() else base_dir / path
+
+
+def make_engine(url: str, base_dir: Path) -> Engine:
+    """Create the engine; a relative SQLite path resolves against the settings folder."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # SQLAlchemy raises several types for a bad URL; all mean the same here
+        raise ConfigError(f"[mailflow] database is not a database address: {url!r}.") from None
+    path = sqlite_path(url, base_dir)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 30})
+        _make_sqlite_transactions_immediate(engine)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _make_sqlite_transactions_immediate(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_schema(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any exception."""
+    with Session(engine, expire_on_commit=False) as session:
+        with session.begin():
+            yield session
+
+
+@contextmanager
+def run_lock(lock_path: Path) -> Iterator[bool]:
+    """Yield True if this process holds the pass lock, False if another pass is running.
+
+    Scheduled runs can overlap (a slow pass, cron plus a manual run); the lock makes the
+    second one step aside instead of racing the first.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -1,0 +1,95 @@
+"""The database tables: every incoming message and every effect it causes is a row with a state.
+
+Table models stay in the database layer; templates receive page models built from them
+(see pages.py), never these rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from mailflow.states import FilingState, InboundState, OutboxState, PublicationState, now
+
+
+class InboundMessage(SQLModel, table=True):
+    """One message as it arrived, kept raw, with what was decided about it and why."""
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_key: str = Field(unique=True, index=True, max_length=512)
+    message_id: str = Field(default="", index=True, max_length=998)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = 0
+    arrived_at: datetime = Field(default_factory=now)
+    state: str = Field(default=InboundState.RECEIVED.value, index=True, max_length=32)
+    reason: str = Field(default="", max_length=200)
+    rule_hits: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    sender_hash: str = Field(default="", index=True, max_length=64)
+    filing: str = Field(default=FilingState.WAITING.value, index=True, max_length=16)
+    attempts: int = 0
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Interview(SQLModel, table=True):
+    """A numbered interview: the scrubbed answers only, never who sent them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True, index=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    sender_hash: str = Field(index=True, max_length=64)
+    answers_json: str = Field(sa_column=Column(Text, nullable=False))
+    submitted_on: date
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Counter(SQLModel, table=True):
+    """The gapless interview counter; its row is locked while a number is allocated."""
+
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = 0
+
+
+class OutboxItem(SQLModel, table=True):
+    """An email we owe someone, rendered once with its final Message-ID, sent afterwards."""
+
+    __tablename__ = "outbox_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id", index=True)
+    kind: str = Field(max_length=32)
+    sender_hash: str = Field(default="", index=True, max_length=64)
+    recipient: str = Field(max_length=320)
+    message_id: str = Field(unique=True, max_length=255)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default=OutboxState.QUEUED.value, index=True, max_length=16)
+    attempts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    next_attempt_at: datetime = Field(default_factory=now)
+    created_at: datetime = Field(default_factory=now, index=True)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Publication(SQLModel, table=True):
+    """An interview's page on the blog: where it lives and whether it is up to date."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", unique=True)
+    state: str = Field(default=PublicationState.QUEUED.value, index=True, max_length=16)
+    remote_id: str = Field(default="", max_length=255)
+    url: str = Field(default="", max_length=2048)
+    attempts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    next_attempt_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Draft(SQLModel, table=True):
+    """Scrubbed answers from an incomplete reply, so the next reply only has to add the rest."""
+
+    sender_hash: str = Field(primary_key=True, max_length=64)
+    answers_json: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=now)

@@ -1,0 +1,65 @@
+"""Where outgoing mail goes: the Outbox protocol and the registry of backends.
+
+    [outgoing] backend = maildir | smtp
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailflow.config import Section
+from mailflow.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A rendered email ready to hand over; `message_id` is final and never changes."""
+
+    outbox_id: int
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+
+class Outbox(Protocol):
+    def send(self, mail: OutgoingMail) -> None:
+        """Hand one message over, or raise DeliveryError (with .permanent for a refusal).
+
+        May be called again for the same message after a crash: a backend that can tell
+        it already has the message does nothing; otherwise the identical bytes (same
+        Message-ID) go out again, which receiving clients treat as one message.
+        """
+        ...
+
+    def close(self) -> None:
+        """End any connection kept open for a batch."""
+        ...
+
+
+OutboxFactory = Callable[[Section], Outbox]
+
+
+def _maildir(section: Section) -> Outbox:
+    from mailflow.outbox.maildir import MaildirOutbox
+
+    return MaildirOutbox.from_section(section)
+
+
+def _smtp(section: Section) -> Outbox:
+    from mailflow.outbox.smtp import SmtpOutbox
+
+    return SmtpOutbox.from_section(section)
+
+
+BACKENDS: dict[str, OutboxFactory] = {"maildir": _maildir, "smtp": _smtp}
+
+
+def make_outbox(section: Section) -> Outbox:
+    name = section.text("backend", "maildir").lower()
+    factory = BACKENDS.get(name)
+    if factory is None:
+        raise ConfigError(f"[outgoing] backend = {name!r} is not known; use one of: {', '.join(BACKENDS)}.")
+    return factory(section)

@@ -1,0 +1,109 @@
+"""Decision -> rendered email -> OutboxItem row, in the same transaction as the decision.
+
+The email is rendered once, with its final Message-ID, and stored; sending later (and
+again after a crash) sends exactly these bytes. Every reply is marked as automatic
+(RFC 3834) and threads under the message it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlmodel import Session, func, select
+
+from mailflow.models import OutboxItem
+from mailflow.parsing import ParsedMail
+from mailflow.render import RenderedEmail
+from mailflow.states import now
+
+logger = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+MAX_REFERENCES = 10
+
+
+def is_replyable_address(address: str) -> bool:
+    """Only a plain addr-spec may go into a To header: no names, commas or line breaks."""
+    return bool(_ADDRESS.match(address)) and len(address) <= 254
+
+
+def replies_today(session: Session, sender_hash: str) -> int:
+    since = now() - timedelta(days=1)
+    query = select(func.count()).select_from(OutboxItem).where(
+        OutboxItem.sender_hash == sender_hash, OutboxItem.created_at >= since
+    )
+    return int(session.exec(query).one())
+
+
+def last_sent_kind_within(session: Session, sender_hash: str, kind: str, hours: int) -> bool:
+    since = now() - timedelta(hours=hours)
+    query = select(OutboxItem.id).where(
+        OutboxItem.sender_hash == sender_hash, OutboxItem.kind == kind, OutboxItem.created_at >= since
+    )
+    return session.exec(query.limit(1)).first() is not None
+
+
+def compose(
+    rendered: RenderedEmail,
+    *,
+    from_name: str,
+    from_address: str,
+    recipient: str,
+    message_id: str,
+    answering: ParsedMail | None,
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = formataddr((from_name, from_address))
+    message["To"] = recipient
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    if answering and answering.message_id.startswith("<"):
+        message["In-Reply-To"] = answering.message_id
+        chain = [*answering.references[-MAX_REFERENCES:], answering.message_id]
+        message["References"] = " ".join(dict.fromkeys(chain))
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message.as_bytes()
+
+
+def queue_email(
+    session: Session,
+    *,
+    kind: str,
+    rendered: RenderedEmail,
+    from_name: str,
+    from_address: str,
+    recipient: str,
+    sender_hash: str,
+    inbound_id: int | None,
+    answering: ParsedMail | None,
+) -> OutboxItem:
+    domain = from_address.rsplit("@", 1)[-1]
+    message_id = make_msgid(idstring=kind, domain=domain)
+    raw = compose(
+        rendered,
+        from_name=from_name,
+        from_address=from_address,
+        recipient=recipient,
+        message_id=message_id,
+        answering=answering,
+    )
+    item = OutboxItem(
+        inbound_id=inbound_id,
+        kind=kind,
+        sender_hash=sender_hash,
+        recipient=recipient,
+        message_id=message_id,
+        raw=raw,
+    )
+    session.add(item)
+    session.flush()
+    logger.info("outbox %s: queued %s for message %s", item.id, kind, inbound_id)
+    return item

@@ -1,0 +1,56 @@
+"""Anonymise answers before anything is stored for, or rendered on, the site.
+
+"Only you will know what number you are": email addresses, phone numbers, web
+addresses (a profile link identifies as well as a name) and the sender's own name
+are replaced by neutral markers inside the answers themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+EMAIL_MARK = "[email address removed]"
+PHONE_MARK = "[phone number removed]"
+LINK_MARK = "[link removed]"
+NAME_MARK = "[name removed]"
+
+_STRICT_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+_URL = re.compile(
+    r"(?:(?:https?://|www\.)|\b(?:linkedin|facebook|twitter|x|instagram|github)\.com/)[^\s<>]+?(?=[.,;:!?)\]]*(?:\s|$))",
+    re.IGNORECASE,
+)
+# A phone number: seven or more digits in groups, optionally with a country code,
+# parentheses and the usual separators. Year ranges ("2019-2021") are not phones.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().\-/]{5,}\d(?![\w])")
+_YEAR_RANGE = re.compile(r"^(?:19|20)\d\d\s*[-/]\s*(?:19|20)?\d\d$")
+
+
+def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
+    """Replace identifying details in one answer with neutral markers."""
+    text = _STRICT_EMAIL.sub(EMAIL_MARK, text)
+    text = _URL.sub(LINK_MARK, text)
+    text = _PHONE.sub(_phone_or_not, text)
+    for name in _name_parts(sender_names):
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_MARK, text, flags=re.IGNORECASE)
+    return text
+
+
+def _phone_or_not(match: re.Match[str]) -> str:
+    candidate = match.group(0)
+    digits = sum(ch.isdigit() for ch in candidate)
+    if digits < 7 or _YEAR_RANGE.match(candidate.strip()):
+        return candidate
+    return PHONE_MARK
+
+
+def _name_parts(names: Sequence[str]) -> list[str]:
+    """The sender's display name and each part of it long enough to be a name."""
+    parts: set[str] = set()
+    for name in names:
+        cleaned = re.sub(r"[\"'()<>,]", " ", name).strip()
+        if not cleaned or "@" in cleaned:
+            continue
+        parts.add(" ".join(cleaned.split()))
+        parts.update(word for word in cleaned.split() if len(word) >= 3 and word[0].isupper())
+    return sorted(parts, key=len, reverse=True)

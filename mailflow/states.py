@@ -1,0 +1,101 @@
+"""Named states for every row that moves, the transitions allowed between them, and the
+one function that changes a state.
+
+States name what is true now (past participles); reasons are kebab-case codes. A claim
+on work is a row lock, never an "-ing" state.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import UTC, datetime
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class InboundState(enum.StrEnum):
+    RECEIVED = "received"  # stored raw, not yet decided
+    NUMBERED = "numbered"  # a complete reply: has an interview number
+    INCOMPLETE = "incomplete"  # a reply with too few answers: asked for the rest
+    QUESTIONNAIRE_SENT = "questionnaire_sent"  # a person wrote: sent the questions
+    FOR_HOST = "for_host"  # from a person, kept for the host, no automatic reply
+    REJECTED = "rejected"  # refused (too large...); the sender was told why
+    IGNORED = "ignored"  # automatic mail, duplicates: never answered
+    FAILED = "failed"  # something unexpected; the raw message is kept
+
+
+class FilingState(enum.StrEnum):
+    """Whether the mailbox copy has been moved or marked after its row was stored."""
+
+    WAITING = "waiting"
+    FILED = "filed"
+
+
+class OutboxState(enum.StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class PublicationState(enum.StrEnum):
+    QUEUED = "queued"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+    FAILED = "failed"
+
+
+ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
+    InboundState: {
+        InboundState.RECEIVED: {
+            InboundState.NUMBERED,
+            InboundState.INCOMPLETE,
+            InboundState.QUESTIONNAIRE_SENT,
+            InboundState.FOR_HOST,
+            InboundState.REJECTED,
+            InboundState.IGNORED,
+            InboundState.FAILED,
+        },
+        # The host may ask for a failed message to be tried again.
+        InboundState.FAILED: {InboundState.RECEIVED},
+    },
+    FilingState: {FilingState.WAITING: {FilingState.FILED}},
+    OutboxState: {
+        OutboxState.QUEUED: {OutboxState.SENT, OutboxState.FAILED},
+        OutboxState.FAILED: {OutboxState.QUEUED},
+    },
+    PublicationState: {
+        PublicationState.QUEUED: {PublicationState.PUBLISHED, PublicationState.FAILED, PublicationState.WITHDRAWN},
+        PublicationState.PUBLISHED: {PublicationState.QUEUED, PublicationState.WITHDRAWN},
+        PublicationState.FAILED: {PublicationState.QUEUED, PublicationState.WITHDRAWN},
+        PublicationState.WITHDRAWN: {PublicationState.QUEUED},
+    },
+}
+
+
+class InvalidTransition(RuntimeError):
+    """A programming error: code tried a move the table above does not allow."""
+
+
+class HasState(Protocol):
+    id: int | None
+    state: str
+    updated_at: datetime
+
+
+def transition(row: HasState, new: enum.StrEnum, *, field: str = "state", reason: str = "") -> None:
+    """Move `row` to `new` if the table allows it; stamp the time and log one line."""
+    current = getattr(row, field)
+    allowed = ALLOWED[type(new)].get(current, set())
+    if new not in allowed:
+        raise InvalidTransition(f"{type(row).__name__} {row.id}: {current} -> {new} is not allowed")
+    setattr(row, field, new.value)
+    row.updated_at = now()
+    if field == "state":
+        logger.info("%s %s: %s%s", type(row).__name__, row.id, new.value, f" ({reason})" if reason else "")
+
+
+def now() -> datetime:
+    """Aware UTC: sqlmodel refuses naive datetimes, and UTC keeps SQLite and PostgreSQL alike."""
+    return datetime.now(UTC)

@@ -1,0 +1,316 @@
+"""A pass is a short tuple of verbs: fetch, process, send, publish, file.
+
+fetch   stores each new message raw as `received` and commits, before anything else;
+process decides each received message in its own transaction (process.py);
+send    hands queued emails to the outbox, with bounded retries;
+publish puts queued interviews on the blog, then refreshes the listing once;
+file    moves or marks the mailbox copies of decided messages.
+Each step acts on rows, so a crash anywhere resumes on the next pass without a second
+number, reply or page. `run_forever` repeats passes on a schedule until SIGTERM/Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import schedule
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from mailflow.app import App
+from mailflow.db import run_lock, transaction
+from mailflow.errors import DeliveryError, PublishError, SourceError
+from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.numbering import current_count
+from mailflow.outbox import OutgoingMail
+from mailflow.pages import interview_page
+from mailflow.process import process_message
+from mailflow.states import FilingState, InboundState, OutboxState, PublicationState, now, transition
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+FETCH_BATCH = 100
+StopCheck = Callable[[], bool]
+
+
+@dataclass
+class PassReport:
+    fetched: int = 0
+    decided: Tally[str] = field(default_factory=Tally)
+    sent: int = 0
+    send_failures: int = 0
+    published: int = 0
+    publish_failures: int = 0
+    filed: int = 0
+    skipped_locked: bool = False
+
+    def summary(self) -> str:
+        decided = ", ".join(f"{count} {state}" for state, count in sorted(self.decided.items())) or "none"
+        return (
+            f"fetched {self.fetched}; decided: {decided}; sent {self.sent}"
+            f"{f' ({self.send_failures} waiting to retry or failed)' if self.send_failures else ''}; "
+            f"published {self.published}"
+            f"{f' ({self.publish_failures} waiting to retry or failed)' if self.publish_failures else ''}; "
+            f"filed {self.filed}"
+        )
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4 ... minutes, capped at six hours."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
+    """One full pass; returns what it did. Steps in order, each safe to interrupt."""
+    report = PassReport()
+    with run_lock(app.lock_path) as held:
+        if not held:
+            logger.info("another pass is running; this one steps aside")
+            report.skipped_locked = True
+            return report
+        try:
+            fetch(app, report, should_stop)
+        except SourceError as exc:
+            logger.error("could not read the mailbox: %s", exc)
+        process_all(app, report, should_stop)
+        send_all(app, report, should_stop)
+        publish_all(app, report, should_stop)
+        file_all(app, report)
+    logger.info("pass: %s", report.summary())
+    return report
+
+
+def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    batch: list[InboundMessage] = []
+    for incoming in app.source.fetch():
+        batch.append(
+            InboundMessage(source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at)
+        )
+        if len(batch) >= FETCH_BATCH:
+            report.fetched += _store(app, batch)
+            batch = []
+        if should_stop():
+            break
+    report.fetched += _store(app, batch)
+
+
+def _store(app: App, batch: list[InboundMessage]) -> int:
+    """Insert the messages not seen before; one commit for the batch."""
+    if not batch:
+        return 0
+    with transaction(app.engine) as session:
+        keys = [message.source_key for message in batch]
+        known = set(session.exec(select(InboundMessage.source_key).where(InboundMessage.source_key.in_(keys))).all())  # type: ignore[attr-defined]
+        fresh = [message for message in batch if message.source_key not in known]
+        session.add_all(fresh)
+    return len(fresh)
+
+
+def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    with transaction(app.engine) as session:
+        waiting = session.exec(
+            select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED).order_by(InboundMessage.id)  # type: ignore[arg-type]
+        ).all()
+    for inbound_id in waiting:
+        if should_stop():
+            return
+        report.decided[process_one(app, inbound_id)] += 1
+
+
+def process_one(app: App, inbound_id: int) -> str:
+    """The failure boundary for one message: anything unexpected marks it failed, with the reason."""
+    try:
+        with transaction(app.engine) as session:
+            inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
+            if inbound is None or inbound.state != InboundState.RECEIVED:
+                return "already-decided"
+            return process_message(session, app, inbound).state.value
+    except OperationalError:
+        raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
+    except Exception as exc:
+        logger.exception("message %s: failed", inbound_id)
+        with transaction(app.engine) as session:
+            inbound = session.get(InboundMessage, inbound_id)
+            if inbound is not None and inbound.state == InboundState.RECEIVED:
+                inbound.reason = f"error: {type(exc).__name__}: {exc}"[:200]
+                transition(inbound, InboundState.FAILED, reason=inbound.reason)
+        return InboundState.FAILED.value
+
+
+def send_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    with transaction(app.engine) as session:
+        due = session.exec(
+            select(OutboxItem.id)
+            .where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.next_attempt_at <= now())  # type: ignore[arg-type]
+            .order_by(OutboxItem.id)  # type: ignore[arg-type]
+        ).all()
+    try:
+        for item_id in due:
+            if should_stop():
+                return
+            if send_one(app, item_id):
+                report.sent += 1
+            else:
+                report.send_failures += 1
+    finally:
+        app.outbox.close()
+
+
+def send_one(app: App, item_id: int) -> bool:
+    """Send one queued email; on failure record the error and when to try again."""
+    with transaction(app.engine) as session:
+        item = session.get(OutboxItem, item_id)
+        if item is None or item.state != OutboxState.QUEUED:
+            return True
+        mail = OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
+    error: str = ""
+    permanent = False
+    try:
+        app.outbox.send(mail)
+    except DeliveryError as exc:
+        error, permanent = str(exc), exc.permanent
+    except Exception as exc:
+        logger.exception("outbox %s: unexpected error", item_id)
+        error = f"{type(exc).__name__}: {exc}"
+    with transaction(app.engine) as session:
+        item = session.get(OutboxItem, item_id)
+        assert item is not None
+        if not error:
+            transition(item, OutboxState.SENT)
+            return True
+        _record_failure(item, error, permanent)
+        logger.warning("outbox %s: not sent (%s)", item_id, error)
+    return False
+
+
+def publish_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    with transaction(app.engine) as session:
+        due = session.exec(
+            select(Publication.id)
+            .where(Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now())  # type: ignore[arg-type]
+            .order_by(Publication.id)  # type: ignore[arg-type]
+        ).all()
+    for publication_id in due:
+        if should_stop():
+            break
+        if publish_one(app, publication_id):
+            report.published += 1
+        else:
+            report.publish_failures += 1
+    if report.published:
+        refresh_listing(app)
+
+
+def publish_one(app: App, publication_id: int) -> bool:
+    with transaction(app.engine) as session:
+        publication = session.get(Publication, publication_id)
+        if publication is None or publication.state != PublicationState.QUEUED:
+            return True
+        interview = session.get(Interview, publication.interview_id)
+        assert interview is not None
+        page = _page(app, interview, publication.url)
+        remote_id = publication.remote_id
+    error, permanent = "", False
+    try:
+        placement = app.publisher.publish(page, remote_id)
+    except PublishError as exc:
+        error, permanent = str(exc), exc.permanent
+    except Exception as exc:
+        logger.exception("publication %s: unexpected error", publication_id)
+        error = f"{type(exc).__name__}: {exc}"
+    with transaction(app.engine) as session:
+        publication = session.get(Publication, publication_id)
+        assert publication is not None
+        if not error:
+            publication.remote_id, publication.url = placement.remote_id, placement.url
+            transition(publication, PublicationState.PUBLISHED)
+            return True
+        _record_failure(publication, error, permanent)
+        logger.warning("publication %s: not published (%s)", publication_id, error)
+    return False
+
+
+def refresh_listing(app: App) -> None:
+    with transaction(app.engine) as session:
+        rows = session.exec(
+            select(Interview, Publication)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(Publication.state == PublicationState.PUBLISHED)
+            .order_by(Interview.number.desc())  # type: ignore[attr-defined]
+        ).all()
+        total = current_count(session)
+    pages = [_page(app, interview, publication.url) for interview, publication in rows]
+    app.publisher.refresh_listing(pages, total)
+
+
+def _page(app: App, interview: Interview, url: str):  # type: ignore[no-untyped-def]
+    return interview_page(
+        interview.number,
+        interview.answers_json,
+        interview.submitted_on,
+        app.site.name,
+        url or app.publisher.permalink(interview.number),
+    )
+
+
+def file_all(app: App, report: PassReport) -> None:
+    with transaction(app.engine) as session:
+        waiting = session.exec(
+            select(InboundMessage.id, InboundMessage.source_key, InboundMessage.state).where(
+                InboundMessage.filing == FilingState.WAITING, InboundMessage.state != InboundState.RECEIVED
+            )
+        ).all()
+    for inbound_id, key, state in waiting:
+        try:
+            app.source.file(key, state)
+        except SourceError as exc:
+            logger.warning("message %s: not filed yet (%s)", inbound_id, exc)
+            continue
+        with transaction(app.engine) as session:
+            inbound = session.get(InboundMessage, inbound_id)
+            if inbound is not None and inbound.filing == FilingState.WAITING:
+                transition(inbound, FilingState.FILED, field="filing")
+                report.filed += 1
+
+
+def _record_failure(row: OutboxItem | Publication, error: str, permanent: bool) -> None:
+    row.attempts += 1
+    row.last_error = error
+    if permanent or row.attempts >= MAX_ATTEMPTS:
+        transition(row, OutboxState.FAILED if isinstance(row, OutboxItem) else PublicationState.FAILED, reason=error)
+    else:
+        row.next_attempt_at = now() + backoff(row.attempts)
+        row.updated_at = now()
+
+
+def run_forever(app: App, poll_seconds: int) -> None:
+    """Poll on a schedule until SIGTERM or Ctrl-C; the current message is finished first."""
+    stop = {"requested": False}
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("signal %s: finishing the current message, then stopping", signum)
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    def one_pass() -> None:
+        try:
+            run_pass(app, lambda: stop["requested"])
+        except OperationalError as exc:
+            logger.error("the database is unavailable (%s); trying again at the next poll", exc.orig)
+
+    one_pass()
+    job = schedule.Scheduler()
+    job.every(poll_seconds).seconds.do(one_pass)
+    while not stop["requested"]:
+        job.run_pending()
+        time.sleep(0.2)
+    app.close()
