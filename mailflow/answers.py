@@ -128,9 +128,12 @@ def _answers_from_text(text: str, questions: Sequence[str], noise: set[str]) -> 
         answer = _answer_from_lines(first + body, noise)
         if answer and marker.number not in found:
             found[marker.number] = answer
-    head_end = markers[0].index if markers else len(lines)
-    for number, answer in _top_posted_answers(lines[:head_end], len(questions), noise).items():
-        found.setdefault(number, answer)
+    # Numbered lines above the questions count as answers only when our questionnaire is
+    # really there below them: otherwise any mail with a numbered list would "answer" it.
+    if len({marker.number for marker in markers}) * 2 >= len(questions):
+        head = lines[: markers[0].index]
+        for number, answer in _top_posted_answers(head, len(questions), noise).items():
+            found.setdefault(number, answer)
     return found
 
 

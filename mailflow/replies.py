@@ -11,7 +11,8 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+import secrets
+from email.utils import format_datetime, formataddr
 
 from sqlmodel import Session, func, select
 
@@ -86,7 +87,8 @@ def queue_email(
     answering: ParsedMail | None,
 ) -> OutboxItem:
     domain = from_address.rsplit("@", 1)[-1]
-    message_id = make_msgid(idstring=kind, domain=domain)
+    # Short enough never to be folded onto a second header line.
+    message_id = f"<{kind}.{secrets.token_hex(10)}@{domain}>"
     raw = compose(
         rendered,
         from_name=from_name,

@@ -1,0 +1,100 @@
+"""Helpers for tests and for trying mailflow out: settings in a folder, messages as files."""
+
+from __future__ import annotations
+
+import shutil
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+_SETTINGS = """\
+[mailflow]
+database = {database}
+from_address = interview@jobseekers.example
+from_name = The Job-Seeker's Interview
+host_address = host@jobseekers.example
+site_name = The Job-Seeker's Interview
+secret_file = db/secret.key
+{core_extra}
+
+[incoming]
+backend = maildir
+path = var/mail/inbox
+poll_seconds = 1
+{incoming_extra}
+
+[outgoing]
+backend = maildir
+path = var/mail/outbox
+{outgoing_extra}
+
+[blog]
+backend = static
+path = var/site
+base_url = https://jobseekers.example/
+{blog_extra}
+
+[interview]
+questions = questions.txt
+"""
+
+
+def make_settings(
+    folder: Path,
+    *,
+    database: str = "sqlite:///db/mailflow.db",
+    core: str = "",
+    incoming: str = "",
+    outgoing: str = "",
+    blog: str = "",
+) -> Path:
+    """Write a runnable settings.ini (and the default questions) into `folder`; return its path.
+
+    Each keyword adds raw lines to that section, e.g. core="max_replies_per_day = 2".
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "questions.txt", folder / "questions.txt")
+    path = folder / "settings.ini"
+    path.write_text(
+        _SETTINGS.format(
+            database=database, core_extra=core, incoming_extra=incoming, outgoing_extra=outgoing, blog_extra=blog
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def load_eml(name: str) -> bytes:
+    """A realistic message from tests/mail/."""
+    return (REPO / "tests" / "mail" / name).read_bytes()
+
+
+def make_reply(
+    answers: dict[int, str],
+    *,
+    sender: str = "Alex Example <alex@example.net>",
+    questions: tuple[str, ...] = (),
+    message_id: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> bytes:
+    """A plain-text inline reply, as Thunderbird writes one: quoted questions, answers below."""
+    lines = ["On 12/11/2026 09:14, The Job-Seeker's Interview wrote:", "> Hello,", ">"]
+    for number, question in enumerate(questions, start=1):
+        lines.append(f"> {number}. {question}")
+        lines.append(answers.get(number, ""))
+        lines.append(">")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "interview@jobseekers.example"
+    message["Subject"] = "Re: The Job-Seeker's Interview: your questions"
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(domain="example.net")
+    message["In-Reply-To"] = "<questionnaire.1@jobseekers.example>"
+    for key, value in (extra_headers or {}).items():
+        message[key] = value
+    message["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.4.0"
+    message.set_content("\n".join(lines) + "\n")
+    return message.as_bytes()

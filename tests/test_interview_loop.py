@@ -1,0 +1,224 @@
+"""The whole loop on the embedded default: Maildir in, Maildir out, SQLite, static site."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlmodel import Session, select
+
+from mailflow.app import App
+from mailflow.cli import main
+from mailflow.models import InboundMessage, Interview, OutboxItem
+from mailflow.testing import make_reply
+from mailflow.worker import run_pass
+
+from conftest import QUESTIONS, deliver, outbox_messages, site_path
+
+FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
+
+
+def test_request_gets_the_questionnaire_with_numbered_questions(app: App) -> None:
+    deliver(app, b"From: Sam Reed <sam@example.org>\r\nTo: interview@jobseekers.example\r\nSubject: interview\r\n"
+            b"Message-ID: <req-1@example.org>\r\n\r\nHi, please send me the interview. Thanks, Sam\r\n")
+    run_pass(app)
+    [reply] = outbox_messages(app)
+    assert reply["To"] == "sam@example.org"
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["In-Reply-To"] == "<req-1@example.org>"
+    text = reply.get_body(("plain",)).get_content()
+    html = reply.get_body(("html",)).get_content()
+    for number, question in enumerate(QUESTIONS, start=1):
+        assert re.search(rf"^{number}\. {re.escape(question)}$", text, re.MULTILINE)
+        assert question in html
+    assert "press Reply" in text
+
+
+def test_complete_reply_gets_a_number_a_private_reply_and_a_page(app: App) -> None:
+    deliver(app, make_reply(FULL, sender="Maria Lopez <maria.lopez@mail.example.com>", questions=QUESTIONS,
+                            message_id="<r1@mail.example.com>"))
+    report = run_pass(app)
+    assert report.decided["numbered"] == 1
+    [reply] = outbox_messages(app)
+    assert reply["To"] == "maria.lopez@mail.example.com"
+    assert reply["Cc"] is None and reply["Bcc"] is None
+    assert "00001" in reply["Subject"]
+    body = reply.get_body(("plain",)).get_content()
+    assert "Your interview number is 00001" in body
+    assert "https://jobseekers.example/interviews/00001/" in body
+    assert "withdraw" in body
+    page = (site_path(app) / "interviews" / "00001" / "index.html").read_text()
+    assert "The Job-Seeker&#39;s Interview <span class=\"number\">#00001</span>" in page
+    for number, question in enumerate(QUESTIONS, start=1):
+        assert question in page
+        assert FULL[number] in page
+    assert "maria" not in page.lower() and "lopez" not in page.lower()
+    index = (site_path(app) / "index.html").read_text()
+    assert "00001</strong> interviews so far" in index
+    feed = ET.parse(site_path(app) / "feed.xml").getroot()
+    entries = feed.findall("{http://www.w3.org/2005/Atom}entry")
+    assert len(entries) == 1
+    assert entries[0].findtext("{http://www.w3.org/2005/Atom}updated", "").endswith("T00:00:00Z")
+
+
+def test_numbers_are_gapless_in_order_of_arrival(app: App) -> None:
+    for index in range(5):
+        deliver(app, make_reply(FULL, sender=f"Person {index} <p{index}@example.net>", questions=QUESTIONS,
+                                message_id=f"<order-{index}@example.net>"))
+    run_pass(app)
+    with Session(app.engine) as session:
+        rows = session.exec(select(Interview).order_by(Interview.number)).all()
+        inbound = {m.id: m.message_id for m in session.exec(select(InboundMessage)).all()}
+    assert [row.number for row in rows] == [1, 2, 3, 4, 5]
+    assert [inbound[row.inbound_id] for row in rows] == [f"<order-{i}@example.net>" for i in range(5)]
+    index = (site_path(app) / "index.html").read_text()
+    assert index.index("#00005") < index.index("#00001"), "index lists newest first"
+
+
+def test_same_message_delivered_twice_gets_one_number_and_one_reply(app: App) -> None:
+    raw = make_reply(FULL, questions=QUESTIONS, message_id="<twice@example.net>")
+    deliver(app, raw)
+    deliver(app, raw)
+    report = run_pass(app)
+    assert report.decided == {"numbered": 1, "ignored": 1}
+    assert len(outbox_messages(app)) == 1
+    with Session(app.engine) as session:
+        reasons = [m.reason for m in session.exec(select(InboundMessage).where(InboundMessage.state == "ignored"))]
+    assert reasons == ["duplicate-message-id"]
+
+
+def test_incomplete_reply_lists_missing_questions_and_the_next_reply_completes_it(app: App) -> None:
+    deliver(app, make_reply({1: "Nursing work.", 3: "Shift patterns."}, questions=QUESTIONS,
+                            message_id="<part-1@example.net>"))
+    run_pass(app)
+    [ask] = outbox_messages(app)
+    text = ask.get_body(("plain",)).get_content()
+    assert "2. " + QUESTIONS[1] in text and "8. " + QUESTIONS[7] in text
+    assert "1. " + QUESTIONS[0] not in text
+    deliver(app, make_reply({2: "A year.", 4: "My union."}, questions=QUESTIONS, message_id="<part-2@example.net>"))
+    run_pass(app)
+    page = (site_path(app) / "interviews" / "00001" / "index.html").read_text()
+    for answer in ("Nursing work.", "Shift patterns.", "A year.", "My union."):
+        assert answer in page
+
+
+def test_automatic_mail_is_recorded_and_never_answered(app: App) -> None:
+    deliver(app, b"From: Chris <chris@example.org>\r\nSubject: Automatic reply: hello\r\n"
+            b"Auto-Submitted: auto-replied\r\nMessage-ID: <a1@example.org>\r\n\r\nI am away.\r\n")
+    deliver(app, b"From: news@lists.example.org\r\nList-Id: <news.lists.example.org>\r\nSubject: Digest\r\n"
+            b"Message-ID: <a2@example.org>\r\n\r\nNews.\r\n")
+    run_pass(app)
+    assert outbox_messages(app) == []
+    with Session(app.engine) as session:
+        rows = session.exec(select(InboundMessage).order_by(InboundMessage.id)).all()
+    assert [(row.state, row.reason) for row in rows] == [
+        ("ignored", "auto-submitted, automatic-subject"),
+        ("ignored", "list-id"),
+    ]
+
+
+def test_questionnaire_goes_to_a_person_at_most_once_a_day(app: App) -> None:
+    for index in range(3):
+        deliver(app, f"From: Sam <sam@example.org>\r\nSubject: hi\r\nMessage-ID: <q{index}@example.org>\r\n\r\n"
+                f"Question {index} for you.\r\n".encode())
+    report = run_pass(app)
+    assert report.decided == {"questionnaire_sent": 1, "for_host": 2}
+    assert len(outbox_messages(app)) == 1
+
+
+def test_second_pass_does_nothing_and_the_mailbox_is_filed(app: App) -> None:
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    first = run_pass(app)
+    second = run_pass(app)
+    assert first.fetched == 1 and first.filed == 1
+    assert second.fetched == 0 and not second.decided and second.sent == 0
+    inbox = app.settings.incoming.path("path")
+    assert list((inbox / "new").iterdir()) == []
+    assert [p.name.endswith(":2,S") for p in (inbox / "cur").iterdir()] == [True]
+
+
+def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
+    import mailflow.process as process
+
+    real = process.extract_answers
+    calls = {"n": 0}
+
+    def explode_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("unexpected shape")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(process, "extract_answers", explode_once)
+    deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
+    deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
+    report = run_pass(app)
+    assert report.decided == {"failed": 1, "numbered": 1}
+    with Session(app.engine) as session:
+        failed = session.exec(select(InboundMessage).where(InboundMessage.state == "failed")).one()
+        numbered = session.exec(select(Interview)).one()
+    assert failed.reason == "error: RuntimeError: unexpected shape"
+    assert failed.raw.startswith(b"From:") or b"Message-ID: <boom@example.net>" in failed.raw
+    assert numbered.number == 1, "a failed message takes no number"
+
+
+def test_cli_run_once_over_a_maildir(settings_path: Path, tmp_path: Path) -> None:
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(make_reply(FULL, questions=QUESTIONS))
+    runner = CliRunner()
+    delivered = runner.invoke(main, ["--config", str(settings_path), "deliver", str(reply)])
+    assert delivered.exit_code == 0, delivered.output
+    result = runner.invoke(main, ["--config", str(settings_path), "run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "1 numbered" in result.output
+    folder = settings_path.parent
+    assert (folder / "var" / "site" / "interviews" / "00001" / "index.html").exists()
+    assert len(list((folder / "var" / "mail" / "outbox" / "new").iterdir())) == 1
+    status = runner.invoke(main, ["--config", str(settings_path), "status"])
+    assert "Interviews so far: 00001" in status.output
+
+
+def test_explain_shows_rules_answers_and_decision_without_touching_anything(settings_path: Path, tmp_path: Path) -> None:
+    reply = tmp_path / "reply.eml"
+    reply.write_bytes(make_reply({1: "Teaching.", 2: "Two months."}, questions=QUESTIONS))
+    result = CliRunner().invoke(main, ["--config", str(settings_path), "explain", str(reply)])
+    assert result.exit_code == 0, result.output
+    assert "miss auto_submitted" in result.output
+    assert "Answers found: 2 of 8" in result.output
+    assert "Teaching." in result.output
+    assert "Decision: incomplete" in result.output
+    assert not (settings_path.parent / "db").exists(), "explain must not create the database"
+
+
+def test_bad_settings_give_a_plain_error_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "settings.ini").write_text("[mailflow]\nfrom_address = nobody\n")
+    result = CliRunner().invoke(main, ["--config", str(tmp_path / "settings.ini"), "run", "--once"])
+    assert result.exit_code == 2
+    assert "[mailflow] from_address must be an email address" in result.output
+
+
+def test_outgoing_reply_is_sent_once_even_if_recording_it_failed(app: App, monkeypatch) -> None:
+    import mailflow.worker as worker
+
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    real_transition = worker.transition
+
+    def crash_on_sent(row, new, **kwargs):  # type: ignore[no-untyped-def]
+        if new == "sent":
+            raise KeyboardInterrupt("killed between send and mark-sent")
+        return real_transition(row, new, **kwargs)
+
+    monkeypatch.setattr(worker, "transition", crash_on_sent)
+    try:
+        run_pass(app)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(worker, "transition", real_transition)
+    run_pass(app)
+    messages = outbox_messages(app)
+    assert len(messages) == 1
+    with Session(app.engine) as session:
+        items = session.exec(select(OutboxItem)).all()
+    assert [(i.state, i.message_id) for i in items] == [("sent", messages[0]["Message-ID"])]
