@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 from mailflow.classify import Context
 from mailflow.config import Settings, resolve_path
-from mailflow.db import create_schema, make_engine, sqlite_path
+from mailflow.db import make_engine, sqlite_path
+from mailflow.migrate import upgrade
 from mailflow.identity import load_or_create_secret
 from mailflow.outbox import Outbox, make_outbox
 from mailflow.pages import SiteInfo
@@ -61,7 +62,7 @@ class App:
         self.engine.dispose()
 
 
-def build_app(settings: Settings, *, create_tables: bool = True) -> App:
+def build_app(settings: Settings, *, migrate: bool = True) -> App:
     core = settings.core
     templates = settings.sections["mailflow"].optional("templates")
     renderer = Renderer(resolve_path(settings.base_dir, templates) if templates else default_templates_dir())
@@ -73,8 +74,8 @@ def build_app(settings: Settings, *, create_tables: bool = True) -> App:
         interview_address=core.from_address,
     )
     engine = make_engine(core.database, settings.base_dir)
-    if create_tables:
-        create_schema(engine)
+    if migrate:
+        upgrade(engine)
     questions = load_questions(settings.interview.questions_file)
     app = App(
         settings=settings,
