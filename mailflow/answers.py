@@ -56,7 +56,8 @@ _CLIENT_BOILERPLATE = re.compile(
 _SIGN_OFF = re.compile(
     r"^(?:thanks|thank you|thankyou|many thanks|thx|best|best wishes|best regards|kind regards|warm regards"
     r"|regards|cheers|sincerely|yours|all the best|warmly|take care|cordially|with thanks|love"
-    r"|saludos|un saludo|atentamente|cordialement|bien [àa] vous|gr[üu](?:ß|ss)e|liebe gr[üu](?:ß|ss)e"
+    r"|saludos|un saludo|atentamente|cordialement|bien cordialement|tr[èe]s cordialement|amicalement|bises"
+    r"|bien [àa] vous|gr[üu](?:ß|ss)e|liebe gr[üu](?:ß|ss)e"
     r"|mit freundlichen gr[üu](?:ß|ss)en|viele gr[üu](?:ß|ss)e|groetjes|met vriendelijke groet)"
     r"(?:\s+[\w']+){0,3}\s*[,!.]?$",
     re.IGNORECASE,
@@ -86,15 +87,21 @@ class _Marker:
     remainder: str
 
 
-def extract_answers(mail: ParsedMail, questions: Sequence[str], boilerplate: Sequence[str] = ()) -> Answers:
-    """Find the answers in a reply; `boilerplate` lists lines of our own questionnaire to drop."""
+def extract_answers(
+    mail: ParsedMail, questions: Sequence[str], boilerplate: Sequence[str] = (), *, trust_numbers: bool = False
+) -> Answers:
+    """Find the answers in a reply; `boilerplate` lists lines of our own questionnaire to drop.
+
+    `trust_numbers` accepts "3. ..." lines as answers even without the questionnaire below
+    them: right for a reply to our own confirmation, where the context is certain.
+    """
     texts = [mail.text_plain] if mail.text_plain else []
     if mail.text_html:
         texts.append(html_to_text(mail.text_html))
     noise = {_normalise(line) for line in boilerplate if line.strip()}
     found: dict[int, str] = {}
     for text in texts:  # max() would re-run; keep the first best, plain before HTML
-        candidate = _answers_from_text(text[:MAX_TEXT], questions, noise)
+        candidate = _answers_from_text(text[:MAX_TEXT], questions, noise | _name_lines(mail.from_name), trust_numbers)
         if len(candidate) > len(found):
             found = candidate
     missing = tuple(n for n in range(1, len(questions) + 1) if n not in found)
@@ -116,7 +123,7 @@ def html_to_text(html: str) -> str:
     return _MD_ESCAPE.sub(r"\1", text)
 
 
-def _answers_from_text(text: str, questions: Sequence[str], noise: set[str]) -> dict[int, str]:
+def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], trust_numbers: bool) -> dict[int, str]:
     lines = _split_lines(text)
     targets = [_normalise(q) for q in questions]
     markers = _find_question_markers(lines, targets)
@@ -130,8 +137,8 @@ def _answers_from_text(text: str, questions: Sequence[str], noise: set[str]) -> 
             found[marker.number] = answer
     # Numbered lines above the questions count as answers only when our questionnaire is
     # really there below them: otherwise any mail with a numbered list would "answer" it.
-    if len({marker.number for marker in markers}) * 2 >= len(questions):
-        head = lines[: markers[0].index]
+    if trust_numbers or len({marker.number for marker in markers}) * 2 >= len(questions):
+        head = lines[: markers[0].index] if markers else lines
         for number, answer in _top_posted_answers(head, len(questions), noise).items():
             found.setdefault(number, answer)
     return found
@@ -241,11 +248,22 @@ def _own_lines(lines: list[_Line], noise: set[str]) -> list[str]:
             kept.append(line.text)
         elif line.depth == 0:
             kept.append("")
-    return _drop_sign_off(kept)
+    return _drop_sign_off(kept, noise)
 
 
-def _drop_sign_off(kept: list[str]) -> list[str]:
+def _name_lines(from_name: str) -> set[str]:
+    """Lines that are just the sender signing off: "Kayleigh", "Kayleigh x", "K. Morgan"."""
+    words = [w for w in _normalise(from_name).split() if len(w) > 1]
+    if not words:
+        return set()
+    names = {" ".join(words), words[0], f"{words[0]} {words[-1][0]}"}
+    return names | {f"{name} {kiss}" for name in names for kiss in ("x", "xx", "xxx")}
+
+
+def _drop_sign_off(kept: list[str], noise: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Drop a closing like "Best wishes," and the few short lines (a name) after it."""
+    while kept and (not kept[-1] or _normalise(kept[-1]) in noise):
+        kept = kept[:-1]
     content = [i for i, text in enumerate(kept) if text]
     for position in range(len(content) - 1, max(len(content) - 6, -1), -1):
         index = content[position]
@@ -291,3 +309,17 @@ def _top_posted_answers(lines: list[_Line], count: int, noise: set[str]) -> dict
         if answer:
             found[number] = answer
     return found
+
+
+def own_text(mail: ParsedMail) -> str:
+    """What the person wrote themselves: unquoted, above any quote header or signature,
+    sign-off kept (a comment's signature is part of what its author chose to write)."""
+    text = mail.text_plain or (html_to_text(mail.text_html) if mail.text_html else "")
+    lines = _split_lines(text[:MAX_TEXT])
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if line.depth == 0 and _is_boundary(lines, index):
+            break
+        if line.depth == 0:
+            kept.append(line.text)
+    return "\n".join(kept).strip()

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from sqlmodel import Session
+
 from mailflow.classify import Context
+from mailflow.crossovers import CrossoverIndex
 from mailflow.config import Settings, resolve_path
 from mailflow.db import make_engine, sqlite_path
 from mailflow.migrate import upgrade
@@ -37,6 +40,17 @@ class App:
     secret: bytes
     site: SiteInfo
     context: Context
+    _crossovers: CrossoverIndex | None = None
+
+    def crossovers(self, session: Session) -> CrossoverIndex:
+        """The cross-over index, built on first use in a pass and kept up to date by numbering."""
+        if self._crossovers is None:
+            self._crossovers = CrossoverIndex.from_database(session)
+        return self._crossovers
+
+    def forget_crossovers(self) -> None:
+        """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""
+        self._crossovers = None
 
     @property
     def min_answers(self) -> int:
@@ -54,6 +68,8 @@ class App:
             "from_name": self.settings.core.from_name,
             "questions": self.questions,
             "min_answers": self.min_answers,
+            "review": self.settings.core.review,
+            "interview_address": self.settings.core.from_address,
         }
 
     def close(self) -> None:

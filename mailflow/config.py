@@ -99,6 +99,13 @@ class CoreSettings:
     max_replies_per_day: int
     max_message_bytes: int
     log_level: str
+    authserv_id: str
+    review: bool
+    moderate_comments: bool
+    retention_days: int
+    digest: str
+    digest_time: str
+    digest_weekday: str
 
 
 @dataclass(frozen=True)
@@ -175,4 +182,22 @@ def _core_settings(section: Section) -> CoreSettings:
         max_replies_per_day=section.integer("max_replies_per_day", 5),
         max_message_bytes=section.integer("max_message_bytes", 10 * 1024 * 1024),
         log_level=section.text("log_level", "INFO").upper(),
+        authserv_id=section.text("authserv_id", "").lower(),
+        review=section.flag("review", False),
+        moderate_comments=section.flag("moderate_comments", False),
+        retention_days=section.integer("retention_days", 30),
+        digest=section.choice("digest", ("daily", "weekly", "off"), "daily"),
+        digest_time=_clock(section, "digest_time", "08:00"),
+        digest_weekday=section.choice("digest_weekday", _WEEKDAYS, "monday"),
     )
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _clock(section: Section, key: str, default: str) -> str:
+    value = section.text(key, default)
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
+        raise ConfigError(f"{section.where(key)} must be a time of day like 08:00, not {value!r}.")
+    return f"{int(hours):02d}:{minutes}"

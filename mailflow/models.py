@@ -11,7 +11,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
-from mailflow.states import FilingState, InboundState, OutboxState, PublicationState, now
+from mailflow.states import CommentState, FilingState, InboundState, OutboxState, PublicationState, now
 
 
 class InboundMessage(SQLModel, table=True):
@@ -42,8 +42,56 @@ class Interview(SQLModel, table=True):
     inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
     sender_hash: str = Field(index=True, max_length=64)
     answers_json: str = Field(sa_column=Column(Text, nullable=False))
+    related_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     submitted_on: date
     updated_at: datetime = Field(default_factory=now)
+
+
+class CrossLink(SQLModel, table=True):
+    """A cross-over the host added or removed by hand; it wins over the automatic ones."""
+
+    __tablename__ = "cross_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    from_number: int = Field(index=True)
+    to_number: int = Field(index=True)
+    kind: str = Field(max_length=16)  # "added" or "removed"
+
+
+class Comment(SQLModel, table=True):
+    """A reader's comment that arrived by email, signed as its author chose."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", index=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", unique=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    signature: str = Field(default="", max_length=80)
+    verified_number: int | None = None
+    sender_hash: str = Field(default="", index=True, max_length=64)
+    state: str = Field(default=CommentState.APPROVED.value, index=True, max_length=16)
+    created_on: date
+    updated_at: datetime = Field(default_factory=now)
+
+
+class Subscription(SQLModel, table=True):
+    """A job-seeker who asked to hear about new cross-overs; the address is kept only while they do."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    interview_id: int = Field(foreign_key="interview.id", unique=True)
+    address: str = Field(max_length=320)
+    pending_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    last_notified_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=now)
+
+
+class DigestRun(SQLModel, table=True):
+    """When the host last got a digest: the next one covers what happened since."""
+
+    __tablename__ = "digest_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sent_at: datetime = Field(default_factory=now, index=True)
+    outbox_id: int | None = None
 
 
 class Counter(SQLModel, table=True):

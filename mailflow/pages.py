@@ -8,11 +8,15 @@ not published.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from sqlmodel import Session, select
+
+from mailflow.models import Comment, Interview, Publication
 from mailflow.render import format_number
+from mailflow.states import CommentState
 
 EXCERPT_CHARS = 220
 
@@ -32,6 +36,24 @@ class QuestionAndAnswer:
 
 
 @dataclass(frozen=True)
+class RelatedLink:
+    number_text: str
+    url: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class CommentView:
+    """A comment as readers see it: the signature its author chose, never their address."""
+
+    signature: str
+    verified_number: str
+    paragraphs: tuple[str, ...]
+    date_iso: str
+    date_text: str
+
+
+@dataclass(frozen=True)
 class InterviewPage:
     number: int
     number_text: str
@@ -42,6 +64,9 @@ class InterviewPage:
     items: tuple[QuestionAndAnswer, ...]
     excerpt: str
     url: str
+    related: tuple[RelatedLink, ...] = ()
+    comments: tuple[CommentView, ...] = ()
+    comment_address: str = ""
 
 
 def answers_to_json(questions: Sequence[str], found: dict[int, str]) -> str:
@@ -53,13 +78,30 @@ def answers_to_json(questions: Sequence[str], found: dict[int, str]) -> str:
     )
 
 
-def interview_page(number: int, answers_json: str, submitted_on: date, site_name: str, url: str) -> InterviewPage:
+def day_text(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def excerpt_of(answers_json: str) -> str:
+    first = next((p for item in json.loads(answers_json) for p in item["answer"].split("\n\n") if p), "")
+    return first if len(first) <= EXCERPT_CHARS else first[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def interview_page(
+    number: int,
+    answers_json: str,
+    submitted_on: date,
+    site_name: str,
+    url: str,
+    *,
+    related: tuple[RelatedLink, ...] = (),
+    comments: tuple[CommentView, ...] = (),
+    comment_address: str = "",
+) -> InterviewPage:
     items = tuple(
         QuestionAndAnswer(item["question"], tuple(p for p in item["answer"].split("\n\n") if p))
         for item in json.loads(answers_json)
     )
-    first = next((item.paragraphs[0] for item in items if item.paragraphs), "")
-    excerpt = first if len(first) <= EXCERPT_CHARS else first[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
     number_text = format_number(number)
     return InterviewPage(
         number=number,
@@ -67,8 +109,60 @@ def interview_page(number: int, answers_json: str, submitted_on: date, site_name
         title=f"{site_name} #{number_text}",
         slug=f"interview-{number_text}",
         date_iso=submitted_on.isoformat(),
-        date_text=f"{submitted_on.day} {submitted_on:%B %Y}",
+        date_text=day_text(submitted_on),
         items=items,
-        excerpt=excerpt,
+        excerpt=excerpt_of(answers_json),
         url=url,
+        related=related,
+        comments=comments,
+        comment_address=comment_address,
+    )
+
+
+def load_page(
+    session: Session,
+    interview: Interview,
+    *,
+    site_name: str,
+    url: str,
+    permalink: Callable[[int], str],
+    comment_address: str,
+) -> InterviewPage:
+    """The full page model for one interview: answers, related interviews and approved comments."""
+    related_numbers = json.loads(interview.related_json)
+    related: list[RelatedLink] = []
+    if related_numbers:
+        rows = session.exec(
+            select(Interview, Publication)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(Interview.number.in_(related_numbers))  # type: ignore[attr-defined]
+        ).all()
+        by_number = {row.number: (row, publication) for row, publication in rows}
+        for number in related_numbers:
+            if number in by_number and by_number[number][1].state not in ("withdrawn", "rejected"):
+                row, publication = by_number[number]
+                related.append(RelatedLink(format_number(number), publication.url or permalink(number), excerpt_of(row.answers_json)))
+    comments = tuple(
+        CommentView(
+            signature=comment.signature,
+            verified_number=format_number(comment.verified_number) if comment.verified_number else "",
+            paragraphs=tuple(p for p in comment.body.split("\n\n") if p),
+            date_iso=comment.created_on.isoformat(),
+            date_text=day_text(comment.created_on),
+        )
+        for comment in session.exec(
+            select(Comment)
+            .where(Comment.interview_id == interview.id, Comment.state == CommentState.APPROVED)
+            .order_by(Comment.id)  # type: ignore[arg-type]
+        ).all()
+    )
+    return interview_page(
+        interview.number,
+        interview.answers_json,
+        interview.submitted_on,
+        site_name,
+        url or permalink(interview.number),
+        related=tuple(related),
+        comments=comments,
+        comment_address=comment_address,
     )

@@ -14,12 +14,17 @@ from email.message import EmailMessage
 import secrets
 from email.utils import format_datetime, formataddr
 
+from typing import TYPE_CHECKING
+
 from sqlmodel import Session, func, select
 
 from mailflow.models import OutboxItem
 from mailflow.parsing import ParsedMail
 from mailflow.render import RenderedEmail
 from mailflow.states import now
+
+if TYPE_CHECKING:
+    from mailflow.app import App
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +114,37 @@ def queue_email(
     session.flush()
     logger.info("outbox %s: queued %s for message %s", item.id, kind, inbound_id)
     return item
+
+
+def send_email(
+    session: Session,
+    app: App,
+    *,
+    kind: str,
+    recipient: str,
+    extra: dict[str, object],
+    sender_hash: str = "",
+    inbound_id: int | None = None,
+    answering: ParsedMail | None = None,
+) -> str:
+    """Render and queue one email from the interview address; return '' or why it was not queued.
+
+    Every email to a person counts against their daily limit, which bounds any mail loop
+    (an autoresponder that answers everything, a forged sender) to a few messages a day.
+    """
+    if not is_replyable_address(recipient):
+        return "unreplyable-address"
+    if sender_hash and replies_today(session, sender_hash) >= app.settings.core.max_replies_per_day:
+        return "reply-limit"
+    queue_email(
+        session,
+        kind=kind,
+        rendered=app.renderer.email(kind, **app.email_context(), **extra),
+        from_name=app.settings.core.from_name,
+        from_address=app.settings.core.from_address,
+        recipient=recipient,
+        sender_hash=sender_hash,
+        inbound_id=inbound_id,
+        answering=answering,
+    )
+    return ""

@@ -21,6 +21,7 @@ class InboundState(enum.StrEnum):
     INCOMPLETE = "incomplete"  # a reply with too few answers: asked for the rest
     QUESTIONNAIRE_SENT = "questionnaire_sent"  # a person wrote: sent the questions
     FOR_HOST = "for_host"  # from a person, kept for the host, no automatic reply
+    ACTED_ON = "acted_on"  # a request carried out: an edit, withdraw, comment, host command
     REJECTED = "rejected"  # refused (too large...); the sender was told why
     IGNORED = "ignored"  # automatic mail, duplicates: never answered
     FAILED = "failed"  # something unexpected; the raw message is kept
@@ -40,10 +41,19 @@ class OutboxState(enum.StrEnum):
 
 
 class PublicationState(enum.StrEnum):
-    QUEUED = "queued"
+    AWAITING_REVIEW = "awaiting_review"  # review is on: waits for the host to approve
+    QUEUED = "queued"  # to be published (or updated: an edit, new related links, a comment)
     PUBLISHED = "published"
+    WITHDRAWAL_QUEUED = "withdrawal_queued"  # to be taken down
     WITHDRAWN = "withdrawn"
+    REJECTED = "rejected"  # the host said no; never published
     FAILED = "failed"
+
+
+class CommentState(enum.StrEnum):
+    AWAITING_REVIEW = "awaiting_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
@@ -53,6 +63,7 @@ ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
             InboundState.INCOMPLETE,
             InboundState.QUESTIONNAIRE_SENT,
             InboundState.FOR_HOST,
+            InboundState.ACTED_ON,
             InboundState.REJECTED,
             InboundState.IGNORED,
             InboundState.FAILED,
@@ -66,10 +77,30 @@ ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
         OutboxState.FAILED: {OutboxState.QUEUED},
     },
     PublicationState: {
-        PublicationState.QUEUED: {PublicationState.PUBLISHED, PublicationState.FAILED, PublicationState.WITHDRAWN},
-        PublicationState.PUBLISHED: {PublicationState.QUEUED, PublicationState.WITHDRAWN},
-        PublicationState.FAILED: {PublicationState.QUEUED, PublicationState.WITHDRAWN},
-        PublicationState.WITHDRAWN: {PublicationState.QUEUED},
+        PublicationState.AWAITING_REVIEW: {
+            PublicationState.QUEUED,
+            PublicationState.REJECTED,
+            PublicationState.WITHDRAWN,
+        },
+        PublicationState.QUEUED: {
+            PublicationState.PUBLISHED,
+            PublicationState.FAILED,
+            PublicationState.WITHDRAWAL_QUEUED,
+            PublicationState.WITHDRAWN,
+        },
+        PublicationState.PUBLISHED: {PublicationState.QUEUED, PublicationState.WITHDRAWAL_QUEUED},
+        PublicationState.WITHDRAWAL_QUEUED: {PublicationState.WITHDRAWN, PublicationState.FAILED},
+        PublicationState.FAILED: {
+            PublicationState.QUEUED,
+            PublicationState.WITHDRAWAL_QUEUED,
+            PublicationState.WITHDRAWN,
+        },
+        PublicationState.WITHDRAWN: set(),
+        PublicationState.REJECTED: set(),
+    },
+    CommentState: {
+        CommentState.AWAITING_REVIEW: {CommentState.APPROVED, CommentState.REJECTED},
+        CommentState.APPROVED: {CommentState.REJECTED},
     },
 }
 
@@ -99,3 +130,7 @@ def transition(row: HasState, new: enum.StrEnum, *, field: str = "state", reason
 def now() -> datetime:
     """Aware UTC: sqlmodel refuses naive datetimes, and UTC keeps SQLite and PostgreSQL alike."""
     return datetime.now(UTC)
+
+
+Decision = tuple[InboundState, str]
+"""What a handler decided for an incoming message: its final state and the reason."""

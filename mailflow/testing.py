@@ -18,6 +18,7 @@ from_name = The Job-Seeker's Interview
 host_address = host@jobseekers.example
 site_name = The Job-Seeker's Interview
 secret_file = db/secret.key
+digest = off
 {core_extra}
 
 [incoming]

@@ -140,9 +140,9 @@ def test_second_pass_does_nothing_and_the_mailbox_is_filed(app: App) -> None:
 
 
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
-    import mailflow.process as process
+    import mailflow.interviews as interviews
 
-    real = process.extract_answers
+    real = interviews.extract_answers
     calls = {"n": 0}
 
     def explode_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -151,7 +151,7 @@ def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, mon
             raise RuntimeError("unexpected shape")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(process, "extract_answers", explode_once)
+    monkeypatch.setattr(interviews, "extract_answers", explode_once)
     deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
     deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
     report = run_pass(app)

@@ -1,0 +1,95 @@
+"""Comments by email: "use your own name, a nickname or your unique interview number".
+
+Each page's comment link opens a message with the subject "Comment on interview 00007".
+The last short line of the comment is its signature. A number is shown as verified only
+when the comment comes from that interview's own author (same keyed sender hash);
+otherwise the comment is shown unsigned, never under a number it cannot prove.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, select
+
+from mailflow.answers import own_text
+from mailflow.app import App
+from mailflow.interviews import requeue_publication
+from mailflow.models import Comment, InboundMessage, Interview, Publication
+from mailflow.parsing import ParsedMail
+from mailflow.replies import send_email
+from mailflow.scrub import scrub_answer
+from mailflow.states import CommentState, Decision, InboundState, PublicationState
+
+_SUBJECT = re.compile(r"\bcomment\s+on\s+(?:the\s+)?(?:interview\s+)?#?\s*(\d{1,5})\b", re.IGNORECASE)
+_NUMBER_SIGNATURE = re.compile(r"^(?:interview\s*)?(?:no\.?\s*|number\s*)?#?\s*(\d{1,5})$", re.IGNORECASE)
+MAX_SIGNATURE = 40
+MAX_COMMENT = 5000
+ANONYMOUS = ""
+
+
+def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision | None:
+    match = _SUBJECT.search(mail.subject)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    row = session.exec(
+        select(Interview, Publication).join(Publication).where(Interview.number == number)  # type: ignore[arg-type]
+    ).first()
+    if row is None or row[1].state != PublicationState.PUBLISHED:
+        return InboundState.FOR_HOST, "comment-on-unknown-interview"
+    interview, _ = row
+    body, signature = split_signature(own_text(mail))
+    if not body:
+        return InboundState.FOR_HOST, "empty-comment"
+    verified = None
+    numbered = _NUMBER_SIGNATURE.match(signature)
+    if numbered:
+        claimed = session.exec(select(Interview).where(Interview.number == int(numbered.group(1)))).first()
+        verified = claimed.number if claimed and claimed.sender_hash and claimed.sender_hash == inbound.sender_hash else None
+        signature = ANONYMOUS
+    state = CommentState.AWAITING_REVIEW if app.settings.core.moderate_comments else CommentState.APPROVED
+    session.add(
+        Comment(
+            interview_id=interview.id or 0,
+            inbound_id=inbound.id or 0,
+            body=scrub_answer(body[:MAX_COMMENT]),
+            signature=scrub_answer(signature)[:MAX_SIGNATURE],
+            verified_number=verified,
+            sender_hash=inbound.sender_hash,
+            state=state.value,
+            created_on=inbound.arrived_at.date(),
+        )
+    )
+    if state == CommentState.APPROVED:
+        requeue_publication(session, interview.id or 0)
+    blocked = send_email(
+        session, app, kind="comment_received",
+        recipient=mail.from_address,
+        extra={"number": number, "moderated": state != CommentState.APPROVED, "page_url": row[1].url},
+        sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
+    )  # fmt: skip
+    return InboundState.ACTED_ON, ", ".join(r for r in (f"comment-on-{number:05d}", blocked) if r)
+
+
+def split_signature(text: str) -> tuple[str, str]:
+    """("the comment", "Jo") from a comment whose last short line is "— Jo"."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    content = [i for i, line in enumerate(lines) if line.strip()]
+    if len(content) < 2:
+        return _paragraphs(lines), ANONYMOUS
+    last = lines[content[-1]].strip().lstrip("-—–~ ").strip()
+    if len(last) > MAX_SIGNATURE or last.endswith((".", "?", "!")):
+        return _paragraphs(lines), ANONYMOUS
+    return _paragraphs(lines[: content[-1]]), last
+
+
+def _paragraphs(lines: list[str]) -> str:
+    paragraphs, current = [], []
+    for line in [*lines, ""]:
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    return "\n\n".join(paragraphs)

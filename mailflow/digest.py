@@ -1,0 +1,123 @@
+"""The host's digest: what happened since the last one, by email, on a schedule.
+
+It never ties an interview to the address that sent it: interviews appear by number
+only; senders are shown only for messages meant for the host (questions, suggestions).
+Nothing new means no digest, unless the host asks for one anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from mailflow.answers import own_text
+from mailflow.app import App
+from mailflow.db import transaction
+from mailflow.models import Comment, DigestRun, InboundMessage, Interview, OutboxItem, Publication
+from mailflow.numbering import current_count
+from mailflow.pages import excerpt_of
+from mailflow.parsing import parse_message
+from mailflow.render import format_number
+from mailflow.replies import queue_email
+from mailflow.states import CommentState, InboundState, OutboxState, PublicationState, now
+
+logger = logging.getLogger(__name__)
+
+EXCERPT = 160
+
+
+@dataclass
+class DigestContent:
+    since: datetime | None
+    total: int = 0
+    new_interviews: list[dict[str, str]] = field(default_factory=list)
+    awaiting_review: list[dict[str, str]] = field(default_factory=list)
+    comments_awaiting: list[dict[str, str]] = field(default_factory=list)
+    incomplete: int = 0
+    for_host: list[dict[str, str]] = field(default_factory=list)
+    failing_mail: list[dict[str, str]] = field(default_factory=list)
+    failing_posts: list[dict[str, str]] = field(default_factory=list)
+
+    def has_news(self) -> bool:
+        return any(
+            (self.new_interviews, self.awaiting_review, self.comments_awaiting, self.incomplete,
+             self.for_host, self.failing_mail, self.failing_posts)
+        )  # fmt: skip
+
+
+def last_digest(session: Session) -> datetime | None:
+    run = session.exec(select(DigestRun).order_by(DigestRun.sent_at.desc())).first()  # type: ignore[attr-defined]
+    return run.sent_at if run else None
+
+
+def collect(session: Session, app: App, since: datetime | None) -> DigestContent:
+    start = since or datetime(1970, 1, 1, tzinfo=now().tzinfo)
+    content = DigestContent(since=since, total=current_count(session))
+    interviews = session.exec(
+        select(Interview, Publication).join(Publication).where(Interview.updated_at >= start).order_by(Interview.number)  # type: ignore[arg-type]
+    ).all()
+    for interview, publication in interviews:
+        entry = {"number": format_number(interview.number), "excerpt": excerpt_of(interview.answers_json)[:EXCERPT],
+                 "url": publication.url or app.publisher.permalink(interview.number)}  # fmt: skip
+        if publication.state == PublicationState.AWAITING_REVIEW:
+            content.awaiting_review.append(entry)
+        elif interview.answers_json != "[]":
+            content.new_interviews.append(entry)
+    for comment in session.exec(select(Comment).where(Comment.state == CommentState.AWAITING_REVIEW)).all():
+        content.comments_awaiting.append({"id": str(comment.id), "body": comment.body[:EXCERPT]})
+    received = select(InboundMessage).where(InboundMessage.arrived_at >= start)
+    for message in session.exec(received.where(InboundMessage.state == InboundState.INCOMPLETE)).all():
+        content.incomplete += 1
+    host_states = (InboundState.FOR_HOST, InboundState.QUESTIONNAIRE_SENT)
+    for message in session.exec(received.where(InboundMessage.state.in_(host_states))).all():  # type: ignore[attr-defined]
+        mail = parse_message(message.raw) if message.raw else None
+        if mail is None:
+            continue
+        content.for_host.append({"sender": mail.from_address, "subject": mail.subject[:120],
+                                 "text": own_text(mail)[:400], "reason": message.reason})  # fmt: skip
+    for item in session.exec(select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED, OutboxItem.updated_at >= start)).all():
+        content.failing_mail.append({"kind": item.kind, "error": item.last_error[:200]})
+    for item in session.exec(select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.attempts >= 3)).all():
+        content.failing_mail.append({"kind": item.kind, "error": f"still trying: {item.last_error[:180]}"})
+    failing = select(Interview, Publication).join(Publication).where(Publication.attempts >= 3)  # type: ignore[arg-type]
+    for interview, publication in session.exec(failing).all():
+        if publication.state in (PublicationState.FAILED, PublicationState.QUEUED):
+            content.failing_posts.append({"number": format_number(interview.number), "error": publication.last_error[:200]})
+    return content
+
+
+def send_digest(app: App, *, force: bool = False) -> DigestContent | None:
+    """Queue a digest to the host if there is news (or `force`); it goes out with the next send step."""
+    with transaction(app.engine) as session:
+        content = collect(session, app, last_digest(session))
+        if not content.has_news() and not force:
+            return None
+        rendered = app.renderer.email("digest", **app.email_context(), digest=content)
+        item = queue_email(
+            session, kind="digest", rendered=rendered, from_name=app.settings.core.from_name,
+            from_address=app.settings.core.from_address, recipient=app.settings.core.host_address,
+            sender_hash="", inbound_id=None, answering=None,
+        )  # fmt: skip
+        session.add(DigestRun(outbox_id=item.id))
+    logger.info("digest queued for the host")
+    return content
+
+
+def is_digest_due(app: App, moment: datetime) -> bool:
+    """Daily (or weekly) at the host's time: due once the time has passed and none went out since."""
+    core = app.settings.core
+    if core.digest == "off":
+        return False
+    hours, minutes = (int(part) for part in core.digest_time.split(":"))
+    slot = moment.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+    if moment < slot:
+        slot -= timedelta(days=1)
+    if core.digest == "weekly":
+        weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(core.digest_weekday)
+        slot -= timedelta(days=(slot.weekday() - weekday) % 7)
+    with transaction(app.engine) as session:
+        last = last_digest(session)
+    return last is None or last < slot

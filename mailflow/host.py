@@ -1,0 +1,141 @@
+"""The host's desk: review, links and withdrawals, by email (replying to the digest) or the CLI.
+
+Commands are accepted only from the host's address (and, where Authentication-Results is
+configured, only when it passes: see process.py). Each line of the host's own text may
+hold one command; every result is reported back in one reply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from mailflow.answers import own_text
+from mailflow.app import App
+from mailflow.conversations import take_down
+from mailflow.crossovers import refresh_related
+from mailflow.interviews import requeue_publication
+from mailflow.models import Comment, CrossLink, InboundMessage, Interview, Publication
+from mailflow.parsing import ParsedMail, parse_message
+from mailflow.replies import send_email
+from mailflow.states import CommentState, Decision, InboundState, PublicationState, transition
+
+_LINE = re.compile(
+    r"^\s*(approve|reject|withdraw|link|unlink)\s+(comment\s+)?#?(\d{1,5})(?:\s+#?(\d{1,5}))?\s*(.*)$", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    ok: bool
+    text: str
+
+
+def approve(session: Session, app: App, number: int) -> CommandResult:
+    interview, publication = _interview(session, number)
+    if publication is None or interview is None:
+        return CommandResult(False, f"There is no interview {number:05d}.")
+    if publication.state != PublicationState.AWAITING_REVIEW:
+        return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
+    transition(publication, PublicationState.QUEUED, reason="approved")
+    _tell_author(session, app, interview, "published_after_review")
+    return CommandResult(True, f"Interview {number:05d} approved: it goes up on the next pass.")
+
+
+def reject(session: Session, app: App, number: int, reason: str = "") -> CommandResult:
+    interview, publication = _interview(session, number)
+    if publication is None or interview is None:
+        return CommandResult(False, f"There is no interview {number:05d}.")
+    if publication.state != PublicationState.AWAITING_REVIEW:
+        return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
+    transition(publication, PublicationState.REJECTED, reason=reason or "rejected")
+    return CommandResult(True, f"Interview {number:05d} rejected{f' ({reason})' if reason else ''}; it will not be published.")
+
+
+def host_withdraw(session: Session, app: App, number: int) -> CommandResult:
+    interview, publication = _interview(session, number)
+    if interview is None:
+        return CommandResult(False, f"There is no interview {number:05d}.")
+    take_down(session, app, interview)
+    return CommandResult(True, f"Interview {number:05d} withdrawn: the page comes down on the next pass.")
+
+
+def set_link(session: Session, app: App, first: int, second: int, *, add: bool) -> CommandResult:
+    """Add or remove a cross-over in both directions; the host's choice wins over the automatic one."""
+    a, _ = _interview(session, first)
+    b, _ = _interview(session, second)
+    if a is None or b is None or first == second:
+        return CommandResult(False, f"Cannot {'link' if add else 'unlink'} {first:05d} and {second:05d}: check both numbers.")
+    kind = "added" if add else "removed"
+    for source, target in ((first, second), (second, first)):
+        for old in session.exec(select(CrossLink).where(CrossLink.from_number == source, CrossLink.to_number == target)).all():
+            session.delete(old)
+        session.add(CrossLink(from_number=source, to_number=target, kind=kind))
+    session.flush()
+    for interview in (a, b):
+        if refresh_related(session, app.crossovers(session), interview):
+            requeue_publication(session, interview.id or 0)
+    return CommandResult(True, f"{'Linked' if add else 'Unlinked'} {first:05d} and {second:05d}.")
+
+
+def moderate_comment(session: Session, comment_id: int, *, approve_it: bool) -> CommandResult:
+    comment = session.get(Comment, comment_id)
+    if comment is None or comment.state != CommentState.AWAITING_REVIEW:
+        return CommandResult(False, f"Comment {comment_id} is not waiting for review.")
+    transition(comment, CommentState.APPROVED if approve_it else CommentState.REJECTED)
+    if approve_it:
+        requeue_publication(session, comment.interview_id)
+    return CommandResult(True, f"Comment {comment_id} {'approved' if approve_it else 'rejected'}.")
+
+
+def run_command_line(session: Session, app: App, line: str) -> CommandResult | None:
+    match = _LINE.match(line)
+    if match is None:
+        return None
+    verb, is_comment, first, second, rest = match.groups()
+    verb, number = verb.lower(), int(first)
+    if is_comment and verb in ("approve", "reject"):
+        return moderate_comment(session, number, approve_it=verb == "approve")
+    actions: dict[str, Callable[[], CommandResult]] = {
+        "approve": lambda: approve(session, app, number),
+        "reject": lambda: reject(session, app, number, " ".join(filter(None, (second, rest))).strip()),
+        "withdraw": lambda: host_withdraw(session, app, number),
+        "link": lambda: set_link(session, app, number, int(second or 0), add=True),
+        "unlink": lambda: set_link(session, app, number, int(second or 0), add=False),
+    }
+    return actions[verb]()
+
+
+def handle_host_message(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
+    results = [result for line in own_text(mail).splitlines() if (result := run_command_line(session, app, line))]
+    if not results:
+        return InboundState.FOR_HOST, "host-message"
+    send_email(
+        session, app, kind="host_commands", recipient=mail.from_address,
+        extra={"results": results}, inbound_id=inbound.id, answering=mail,
+    )  # fmt: skip
+    return InboundState.ACTED_ON, f"host-commands: {sum(r.ok for r in results)} done, {sum(not r.ok for r in results)} refused"
+
+
+def _interview(session: Session, number: int) -> tuple[Interview | None, Publication | None]:
+    row = session.exec(select(Interview, Publication).join(Publication).where(Interview.number == number)).first()  # type: ignore[arg-type]
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _tell_author(session: Session, app: App, interview: Interview, kind: str) -> None:
+    """The job-seeker hears when their interview goes up; their address is read from their own
+    message, kept only for the retention period (see privacy.py)."""
+    inbound = session.get(InboundMessage, interview.inbound_id)
+    if inbound is None or not inbound.raw:
+        return
+    mail = parse_message(inbound.raw)
+    send_email(
+        session, app, kind=kind, recipient=mail.from_address,
+        extra={"number": interview.number, "page_url": app.publisher.permalink(interview.number)},
+        sender_hash=interview.sender_hash, inbound_id=inbound.id, answering=mail,
+    )  # fmt: skip
+
+

@@ -1,0 +1,171 @@
+"""The interview itself: a reply with answers gets a number (or a request for the rest);
+a reply to the number confirmation with changed answers edits the same interview."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlmodel import Session, select
+
+from mailflow.answers import extract_answers
+from mailflow.app import App
+from mailflow.crossovers import interview_text, refresh_related
+from mailflow.models import Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.numbering import allocate_number
+from mailflow.pages import answers_to_json, excerpt_of
+from mailflow.parsing import ParsedMail
+from mailflow.render import format_number
+from mailflow.replies import last_sent_kind_within, send_email
+from mailflow.scrub import scrub_answer
+from mailflow.states import Decision, InboundState, PublicationState, transition
+
+logger = logging.getLogger(__name__)
+
+
+def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
+    answers = extract_answers(mail, app.questions, app.boilerplate)
+    found = {n: scrub_answer(text, [mail.from_name]) for n, text in answers.found.items()}
+    draft = session.get(Draft, inbound.sender_hash)
+    if found and draft is not None:
+        found = {**{int(n): a for n, a in json.loads(draft.answers_json).items()}, **found}
+    if len(found) >= app.min_answers:
+        if draft is not None:
+            session.delete(draft)
+        return _number(session, app, inbound, mail, found)
+    if found:
+        return _ask_for_missing(session, app, inbound, mail, found, draft)
+    interval = app.settings.core.questionnaire_interval_hours
+    if last_sent_kind_within(session, inbound.sender_hash, "questionnaire", interval):
+        return InboundState.FOR_HOST, "questionnaire-sent-recently"
+    blocked = _reply(session, app, inbound, mail, "questionnaire", {})
+    if blocked:
+        return InboundState.FOR_HOST, blocked
+    return InboundState.QUESTIONNAIRE_SENT, "no-answers"
+
+
+def _number(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, found: dict[int, str]) -> Decision:
+    number = allocate_number(session)
+    interview = Interview(
+        number=number,
+        inbound_id=inbound.id or 0,
+        sender_hash=inbound.sender_hash,
+        answers_json=answers_to_json(app.questions, found),
+        submitted_on=inbound.arrived_at.date(),
+    )
+    session.add(interview)
+    session.flush()
+    first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
+    session.add(Publication(interview_id=interview.id or 0, url=app.publisher.permalink(number), state=first_state))
+    related = link_crossovers(session, app, interview)
+    context = {
+        "number": number,
+        "page_url": app.publisher.permalink(number),
+        "related": related_for_email(session, app, related),
+    }
+    blocked = _reply(session, app, inbound, mail, "numbered", context)
+    logger.info("message %s: interview %05d", inbound.id, number)
+    return InboundState.NUMBERED, ", ".join(r for r in (f"interview-{number:05d}", blocked) if r)
+
+
+def link_crossovers(session: Session, app: App, interview: Interview) -> list[int]:
+    """Find the new interview's cross-overs; older pages whose links change are updated too,
+    and people who asked to hear about cross-overs with theirs are told (at most weekly)."""
+    index = app.crossovers(session)
+    index.add(interview.number, interview_text(interview.answers_json))
+    refresh_related(session, index, interview)
+    related: list[int] = json.loads(interview.related_json)
+    for other in session.exec(select(Interview).where(Interview.number.in_(related))).all():  # type: ignore[attr-defined]
+        if refresh_related(session, index, other):
+            requeue_publication(session, other.id or 0)
+        subscription = session.exec(select(Subscription).where(Subscription.interview_id == other.id)).first()
+        if subscription is not None:
+            subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
+    return related
+
+
+def related_for_email(session: Session, app: App, numbers: list[int]) -> list[dict[str, str]]:
+    rows = session.exec(select(Interview, Publication).join(Publication).where(Interview.number.in_(numbers))).all()  # type: ignore[attr-defined]
+    by_number = {interview.number: (interview, publication) for interview, publication in rows}
+    return [
+        {
+            "number": format_number(number),
+            "url": by_number[number][1].url or app.publisher.permalink(number) or app.site.base_url,
+            "excerpt": excerpt_of(by_number[number][0].answers_json),
+        }
+        for number in numbers
+        if number in by_number
+    ]
+
+
+def requeue_publication(session: Session, interview_id: int) -> None:
+    """Ask for the page to be published again (an edit, new links, a comment)."""
+    publication = session.exec(select(Publication).where(Publication.interview_id == interview_id)).first()
+    if publication is not None and publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
+        transition(publication, PublicationState.QUEUED, reason="update")
+
+
+def _ask_for_missing(
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, found: dict[int, str], draft: Draft | None
+) -> Decision:
+    payload = json.dumps({str(n): a for n, a in found.items()}, ensure_ascii=False)
+    if draft is None:
+        session.add(Draft(sender_hash=inbound.sender_hash, answers_json=payload))
+    else:
+        draft.answers_json = payload
+    missing = [(n, q) for n, q in enumerate(app.questions, start=1) if n not in found]
+    blocked = _reply(session, app, inbound, mail, "incomplete", {"missing": missing, "answered": len(found)})
+    return InboundState.INCOMPLETE, ", ".join(r for r in ("below-threshold", blocked) if r)
+
+
+def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision | None:
+    """A reply to our number confirmation, from the same sender, with answers: update that interview."""
+    interview = interview_confirmed_in(session, mail, inbound.sender_hash)
+    if interview is None:
+        return None
+    answers = extract_answers(mail, app.questions, app.boilerplate, trust_numbers=True)
+    if not answers.found:
+        return None  # not an edit after all: let the other handlers look at it
+    current = {item["question"]: item["answer"] for item in json.loads(interview.answers_json)}
+    for number, text in answers.found.items():
+        current[app.questions[number - 1]] = scrub_answer(text, [mail.from_name])
+    ordered = [q for q in app.questions if q in current] + [q for q in current if q not in app.questions]
+    interview.answers_json = json.dumps([{"question": q, "answer": current[q]} for q in ordered], ensure_ascii=False)
+    app.crossovers(session).add(interview.number, interview_text(interview.answers_json))
+    refresh_related(session, app.crossovers(session), interview)
+    requeue_publication(session, interview.id or 0)
+    blocked = _reply(session, app, inbound, mail, "edited", {"number": interview.number,
+                                                             "page_url": app.publisher.permalink(interview.number),
+                                                             "changed": sorted(answers.found)})  # fmt: skip
+    return InboundState.ACTED_ON, ", ".join(r for r in (f"edited-{interview.number:05d}", blocked) if r)
+
+
+def interview_confirmed_in(session: Session, mail: ParsedMail, sender_hash: str) -> Interview | None:
+    """The sender's own interview whose number confirmation this message replies to, if any."""
+    referenced = [*mail.in_reply_to, *mail.references]
+    if not referenced or not sender_hash:
+        return None
+    item = session.exec(
+        select(OutboxItem).where(OutboxItem.message_id.in_(referenced), OutboxItem.kind == "numbered")  # type: ignore[attr-defined]
+    ).first()
+    if item is None or item.inbound_id is None:
+        return None
+    interview = session.exec(select(Interview).where(Interview.inbound_id == item.inbound_id)).first()
+    if interview is None or interview.sender_hash != sender_hash:
+        return None
+    return interview
+
+
+def _reply(
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, kind: str, extra: dict[str, object]
+) -> str:
+    return send_email(
+        session,
+        app,
+        kind=kind,
+        recipient=mail.from_address,
+        extra=extra,
+        sender_hash=inbound.sender_hash,
+        inbound_id=inbound.id,
+        answering=mail,
+    )
