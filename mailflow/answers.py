@@ -139,7 +139,7 @@ def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], tru
     # really there below them: otherwise any mail with a numbered list would "answer" it.
     if trust_numbers or len({marker.number for marker in markers}) * 2 >= len(questions):
         head = lines[: markers[0].index] if markers else lines
-        for number, answer in _top_posted_answers(head, len(questions), noise).items():
+        for number, answer in _top_posted_answers(head, len(questions), noise, 1 if trust_numbers else 2).items():
             found.setdefault(number, answer)
     return found
 
@@ -289,7 +289,7 @@ def _answer_from_lines(lines: list[_Line], noise: set[str]) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
-def _top_posted_answers(lines: list[_Line], count: int, noise: set[str]) -> dict[int, str]:
+def _top_posted_answers(lines: list[_Line], count: int, noise: set[str], at_least: int) -> dict[int, str]:
     """Answers written as "1) ..." above the quoted questionnaire, numbers rising."""
     starts: list[tuple[int, int, str]] = []
     for index, line in enumerate(lines):
@@ -300,7 +300,7 @@ def _top_posted_answers(lines: list[_Line], count: int, noise: set[str]) -> dict
         number, rest = _split_number(line.text)
         if number and 1 <= number <= count and (not starts or number > starts[-1][1]):
             starts.append((index, number, rest))
-    if len(starts) < 2:
+    if len(starts) < at_least:
         return {}
     found: dict[int, str] = {}
     for position, (index, number, rest) in enumerate(starts):

@@ -159,6 +159,131 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{label.capitalize()}: {counts}")
 
 
+def _host_command(ctx: click.Context, action: Callable[[Any, App], Any]) -> None:
+    """Run one of the host's desk actions in a transaction and print its result."""
+    app = _app(ctx)
+    try:
+        with transaction(app.engine) as session:
+            result = action(session, app)
+    finally:
+        app.close()
+    click.echo(result.text)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("number", type=int)
+@click.pass_context
+@_fail_plainly
+def approve(ctx: click.Context, number: int) -> None:
+    """Approve an interview waiting for review (review = yes): it is published on the next pass."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.approve(session, app, number))
+
+
+@main.command()
+@click.argument("number", type=int)
+@click.argument("reason", nargs=-1)
+@click.pass_context
+@_fail_plainly
+def reject(ctx: click.Context, number: int, reason: tuple[str, ...]) -> None:
+    """Reject an interview waiting for review; it is never published."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.reject(session, app, number, " ".join(reason)))
+
+
+@main.command()
+@click.argument("number", type=int)
+@click.pass_context
+@_fail_plainly
+def withdraw(ctx: click.Context, number: int) -> None:
+    """Take an interview down and delete its answers (its number stays retired)."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.host_withdraw(session, app, number))
+
+
+@main.command()
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@click.pass_context
+@_fail_plainly
+def link(ctx: click.Context, first: int, second: int) -> None:
+    """Link two interviews as a cross-over (wins over the automatic links)."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.set_link(session, app, first, second, add=True))
+
+
+@main.command()
+@click.argument("first", type=int)
+@click.argument("second", type=int)
+@click.pass_context
+@_fail_plainly
+def unlink(ctx: click.Context, first: int, second: int) -> None:
+    """Remove a cross-over between two interviews, even an automatic one."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.set_link(session, app, first, second, add=False))
+
+
+@main.command()
+@click.option("--send", is_flag=True, help="Queue it for the host now, even if nothing is new, and send it.")
+@click.pass_context
+@_fail_plainly
+def digest(ctx: click.Context, send: bool) -> None:
+    """Show the host's digest of what happened since the last one (--send: email it now)."""
+    from mailflow.digest import collect, last_digest, send_digest
+    from mailflow.worker import send_all, PassReport
+
+    app = _app(ctx)
+    try:
+        if send:
+            send_digest(app, force=True)
+            send_all(app, PassReport(), lambda: False)
+            click.echo(f"Digest sent to {app.settings.core.host_address}.")
+            return
+        with transaction(app.engine) as session:
+            content = collect(session, app, last_digest(session))
+        click.echo(app.renderer.email("digest", **app.email_context(), digest=content).text)
+    finally:
+        app.close()
+
+
+@main.command()
+@click.argument("address")
+@click.option("--keep-interview", is_flag=True, help="Leave their interview published, only unlinked from them.")
+@click.pass_context
+@_fail_plainly
+def forget(ctx: click.Context, address: str, keep_interview: bool) -> None:
+    """Remove everything kept about the person writing from ADDRESS (their interview comes down too)."""
+    from mailflow.privacy import forget as forget_person
+
+    app = _app(ctx)
+    try:
+        report = forget_person(app, address, keep_interviews=keep_interview)
+    finally:
+        app.close()
+    numbers = ", ".join(f"{n:05d}" for n in report.interviews) or "none"
+    click.echo(f"Forgotten: interviews {numbers}; {report.messages} messages and {report.emails} emails erased.")
+
+
+@main.command()
+@click.option("--send-test", "send_test", metavar="ADDRESS", help="Also send a test email to ADDRESS.")
+@click.pass_context
+@_fail_plainly
+def doctor(ctx: click.Context, send_test: str | None) -> None:
+    """Check the mailbox, mail server and blog settings by connecting; sends nothing unless --send-test."""
+    from mailflow.doctor import DoctorOptions, render_findings, run_checks
+
+    findings = run_checks(_settings(ctx), DoctorOptions(send_test=send_test))
+    click.echo(render_findings(findings))
+    ctx.exit(1 if any(not finding.ok for finding in findings) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

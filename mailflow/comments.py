@@ -36,7 +36,7 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
     row = session.exec(
         select(Interview, Publication).join(Publication).where(Interview.number == number)  # type: ignore[arg-type]
     ).first()
-    if row is None or row[1].state != PublicationState.PUBLISHED:
+    if row is None or not is_on_the_blog(row[1]):
         return InboundState.FOR_HOST, "comment-on-unknown-interview"
     interview, _ = row
     body, signature = split_signature(own_text(mail))
@@ -70,6 +70,11 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
         sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
     )  # fmt: skip
     return InboundState.ACTED_ON, ", ".join(r for r in (f"comment-on-{number:05d}", blocked) if r)
+
+
+def is_on_the_blog(publication: Publication) -> bool:
+    """Published, possibly with an update on its way (another comment, an edit)."""
+    return bool(publication.remote_id) and publication.state in (PublicationState.PUBLISHED, PublicationState.QUEUED)
 
 
 def split_signature(text: str) -> tuple[str, str]:

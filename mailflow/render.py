@@ -7,11 +7,13 @@ every email's .txt template is its "Subject: ..." line, so the subject is a temp
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
 from mailflow.errors import ConfigError
 
@@ -46,6 +48,7 @@ class Renderer:
         for env in (self._email, self._site):
             env.globals.update(globals_ or {})
             env.filters["number"] = format_number
+        self._site.filters["mentions"] = link_mentions
 
     def email(self, name: str, **context: object) -> RenderedEmail:
         text = self._email.get_template(f"email/{name}.txt").render(**context)
@@ -62,3 +65,12 @@ class Renderer:
 def format_number(number: int) -> str:
     """Interview numbers are five digits, as the seed post promised: 00001."""
     return f"{number:05d}"
+
+
+_MENTION = re.compile(r"#(\d{5})\b")
+
+
+def link_mentions(text: str, base_url: str) -> Markup:
+    """Escape `text`, then turn each "#00012" into a link to that interview's page."""
+    escaped = str(escape(text))
+    return Markup(_MENTION.sub(lambda m: f'<a href="{escape(base_url)}interviews/{m.group(1)}/">#{m.group(1)}</a>', escaped))

@@ -18,7 +18,6 @@ from_name = The Job-Seeker's Interview
 host_address = host@jobseekers.example
 site_name = The Job-Seeker's Interview
 secret_file = db/secret.key
-digest = off
 {core_extra}
 
 [incoming]
@@ -57,6 +56,8 @@ def make_settings(
     Each keyword adds raw lines to that section, e.g. core="max_replies_per_day = 2".
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if "digest =" not in core:
+        core = f"digest = off\n{core}"  # tests of other things should not receive digests
     shutil.copy(REPO / "questions.txt", folder / "questions.txt")
     path = folder / "settings.ini"
     path.write_text(

@@ -17,11 +17,11 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import schedule
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailflow.app import App
 from mailflow.db import run_lock, transaction
@@ -29,7 +29,10 @@ from mailflow.errors import DeliveryError, PublishError, SourceError
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
 from mailflow.numbering import current_count
 from mailflow.outbox import OutgoingMail
-from mailflow.pages import interview_page
+from mailflow.digest import is_digest_due, send_digest
+from mailflow.notices import send_crossover_notices
+from mailflow.pages import InterviewPage, interview_page, load_page
+from mailflow.privacy import purge_expired
 from mailflow.process import process_message
 from mailflow.states import FilingState, InboundState, OutboxState, PublicationState, now, transition
 
@@ -48,6 +51,7 @@ class PassReport:
     send_failures: int = 0
     published: int = 0
     publish_failures: int = 0
+    withdrawn: int = 0
     filed: int = 0
     skipped_locked: bool = False
 
@@ -79,10 +83,14 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             fetch(app, report, should_stop)
         except SourceError as exc:
             logger.error("could not read the mailbox: %s", exc)
+        app.forget_crossovers()  # rebuilt from the database when first needed
         process_all(app, report, should_stop)
+        queue_scheduled_mail(app)
         send_all(app, report, should_stop)
+        withdraw_all(app, report)
         publish_all(app, report, should_stop)
         file_all(app, report)
+        purge_expired(app)
     logger.info("pass: %s", report.summary())
     return report
 
@@ -136,12 +144,20 @@ def process_one(app: App, inbound_id: int) -> str:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
     except Exception as exc:
         logger.exception("message %s: failed", inbound_id)
+        app.forget_crossovers()
         with transaction(app.engine) as session:
             inbound = session.get(InboundMessage, inbound_id)
             if inbound is not None and inbound.state == InboundState.RECEIVED:
                 inbound.reason = f"error: {type(exc).__name__}: {exc}"[:200]
                 transition(inbound, InboundState.FAILED, reason=inbound.reason)
         return InboundState.FAILED.value
+
+
+def queue_scheduled_mail(app: App) -> None:
+    """The host's digest when it is due, and the weekly cross-over notes."""
+    if is_digest_due(app, datetime.now().astimezone()):
+        send_digest(app)
+    send_crossover_notices(app)
 
 
 def send_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
@@ -204,24 +220,35 @@ def publish_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
             report.published += 1
         else:
             report.publish_failures += 1
-    if report.published:
+    if report.published or report.withdrawn:
         refresh_listing(app)
 
 
 def publish_one(app: App, publication_id: int) -> bool:
+    """Publish one queued interview; on failure record the error and when to try again
+    (not before the blog's own Retry-After)."""
     with transaction(app.engine) as session:
         publication = session.get(Publication, publication_id)
         if publication is None or publication.state != PublicationState.QUEUED:
             return True
         interview = session.get(Interview, publication.interview_id)
         assert interview is not None
-        page = _page(app, interview, publication.url)
+        page = _page(app, session, interview, publication.url)
         remote_id = publication.remote_id
-    error, permanent = "", False
+
+    def remember(new_remote_id: str) -> None:
+        """Commit the blog's id the moment it exists: a crash before the end of publish
+        then resumes with an update of that post, never a second one."""
+        with transaction(app.engine) as session:
+            row = session.get(Publication, publication_id)
+            if row is not None and row.remote_id != new_remote_id:
+                row.remote_id = new_remote_id
+
+    error, permanent, retry_after = "", False, None
     try:
-        placement = app.publisher.publish(page, remote_id)
+        placement = app.publisher.publish(page, remote_id, remember)
     except PublishError as exc:
-        error, permanent = str(exc), exc.permanent
+        error, permanent, retry_after = str(exc), exc.permanent, getattr(exc, "retry_after", None)
     except Exception as exc:
         logger.exception("publication %s: unexpected error", publication_id)
         error = f"{type(exc).__name__}: {exc}"
@@ -233,6 +260,8 @@ def publish_one(app: App, publication_id: int) -> bool:
             transition(publication, PublicationState.PUBLISHED)
             return True
         _record_failure(publication, error, permanent)
+        if retry_after and publication.state == PublicationState.QUEUED:
+            publication.next_attempt_at = max(publication.next_attempt_at, now() + timedelta(seconds=retry_after))
         logger.warning("publication %s: not published (%s)", publication_id, error)
     return False
 
@@ -246,18 +275,57 @@ def refresh_listing(app: App) -> None:
             .order_by(Interview.number.desc())  # type: ignore[attr-defined]
         ).all()
         total = current_count(session)
-    pages = [_page(app, interview, publication.url) for interview, publication in rows]
+    pages = [
+        interview_page(interview.number, interview.answers_json, interview.submitted_on, app.site.name,
+                       publication.url or app.publisher.permalink(interview.number))
+        for interview, publication in rows
+    ]  # fmt: skip
     app.publisher.refresh_listing(pages, total)
 
 
-def _page(app: App, interview: Interview, url: str):  # type: ignore[no-untyped-def]
-    return interview_page(
-        interview.number,
-        interview.answers_json,
-        interview.submitted_on,
-        app.site.name,
-        url or app.publisher.permalink(interview.number),
+def _page(app: App, session: Session, interview: Interview, url: str) -> InterviewPage:
+    return load_page(
+        session,
+        interview,
+        site_name=app.site.name,
+        url=url,
+        permalink=app.publisher.permalink,
+        comment_address=app.settings.core.from_address,
     )
+
+
+def withdraw_all(app: App, report: PassReport) -> None:
+    """Take down the pages whose interviews were withdrawn; the listing is refreshed after."""
+    with transaction(app.engine) as session:
+        due = session.exec(
+            select(Publication.id).where(Publication.state == PublicationState.WITHDRAWAL_QUEUED)  # type: ignore[arg-type]
+        ).all()
+    for publication_id in due:
+        with transaction(app.engine) as session:
+            publication = session.get(Publication, publication_id)
+            if publication is None or publication.state != PublicationState.WITHDRAWAL_QUEUED:
+                continue
+            remote_id = publication.remote_id
+        error, permanent = "", False
+        try:
+            if remote_id:
+                app.publisher.unpublish(remote_id)
+        except PublishError as exc:
+            error, permanent = str(exc), exc.permanent
+        except Exception as exc:
+            logger.exception("publication %s: unexpected error while withdrawing", publication_id)
+            error = f"{type(exc).__name__}: {exc}"
+        with transaction(app.engine) as session:
+            publication = session.get(Publication, publication_id)
+            assert publication is not None
+            if error:
+                publication.attempts += 1
+                publication.last_error = error
+                if permanent or publication.attempts >= MAX_ATTEMPTS:
+                    transition(publication, PublicationState.FAILED, reason=error)
+                continue
+            transition(publication, PublicationState.WITHDRAWN)
+            report.withdrawn += 1
 
 
 def file_all(app: App, report: PassReport) -> None:
@@ -308,6 +376,24 @@ def run_forever(app: App, poll_seconds: int) -> None:
             logger.error("the database is unavailable (%s); trying again at the next poll", exc.orig)
 
     one_pass()
+    # Push mode: a source that can wait for new mail (IMAP IDLE) wakes the worker at once; a
+    # full pass still runs every poll_seconds for retries. Polling is the default and fallback.
+    wait_for_mail = getattr(app.source, "wait_for_mail", None) if app.settings.incoming.flag("idle", False) else None
+    if wait_for_mail is not None:
+        try:
+            idle = app.source.supports_idle()  # type: ignore[attr-defined]
+        except SourceError as exc:
+            logger.warning("could not ask the mail server about IDLE (%s); trying it anyway", exc)
+            idle = True
+        if idle:
+            logger.info("waiting for new mail with IMAP IDLE; a full pass at least every %s s", poll_seconds)
+            while not stop["requested"]:
+                wait_for_mail(poll_seconds, lambda: stop["requested"])
+                if not stop["requested"]:
+                    one_pass()
+            app.close()
+            return
+        logger.info("the mail server does not offer IDLE; checking every %s s instead", poll_seconds)
     job = schedule.Scheduler()
     job.every(poll_seconds).seconds.do(one_pass)
     while not stop["requested"]:

@@ -1,6 +1,9 @@
 """Where interviews go: the Publisher protocol and the registry of blog backends.
 
-    [blog] backend = static | wordpress | ...
+    [blog] backend = static | wordpress | blogger | micropub
+
+static writes a folder of pages; the others talk to a hosted blog over HTTP (see http.py
+for what they share). Every backend renders the interview from the same template.
 """
 
 from __future__ import annotations
@@ -23,19 +26,30 @@ class Placement:
     url: str
 
 
+Remember = Callable[[str], None]
+"""Called with the blog's id for a post the moment the blog has given it, so the worker
+can commit it before anything else can fail (see `Publisher.publish`)."""
+
+
 class Publisher(Protocol):
     def permalink(self, number: int) -> str:
         """The page's public address if it can be known before publishing, else ''."""
         ...
 
-    def publish(self, page: InterviewPage, remote_id: str) -> Placement:
+    def publish(self, page: InterviewPage, remote_id: str, remember: Remember | None = None) -> Placement:
         """Create the page, or update it when `remote_id` is set (or the blog already has
-        it: a retry after a lost response must never create a second post). Raises
-        PublishError (with .permanent for a refusal that retrying will not fix)."""
+        it: a retry after a lost response must never create a second post, so a backend
+        looks the post up by its slug or label before creating one). As soon as the blog
+        hands out an id, and before any further call, `remember(id)` is called so the id
+        survives a crash in the middle of a multi-step publish. In review mode the post is
+        left as a draft for the host. Raises PublishError: .permanent for a refusal that
+        retrying will not fix (the message names the setting), and .retry_after (seconds,
+        or None) when the blog said how long to wait."""
         ...
 
     def unpublish(self, remote_id: str) -> None:
-        """Take the page down; doing it twice is harmless."""
+        """Take the page down (trash it or turn it back into a draft, per `withdraw`);
+        doing it twice, or for a post that is gone, is harmless."""
         ...
 
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:
@@ -61,7 +75,30 @@ def _static(section: Section, env: PublisherEnv) -> Publisher:
     return StaticPublisher.from_section(section, env)
 
 
-BACKENDS: dict[str, PublisherFactory] = {"static": _static}
+def _wordpress(section: Section, env: PublisherEnv) -> Publisher:
+    from mailflow.publishers.wordpress import WordPressPublisher
+
+    return WordPressPublisher.from_section(section, env)
+
+
+def _blogger(section: Section, env: PublisherEnv) -> Publisher:
+    from mailflow.publishers.blogger import BloggerPublisher
+
+    return BloggerPublisher.from_section(section, env)
+
+
+def _micropub(section: Section, env: PublisherEnv) -> Publisher:
+    from mailflow.publishers.micropub import MicropubPublisher
+
+    return MicropubPublisher.from_section(section, env)
+
+
+BACKENDS: dict[str, PublisherFactory] = {
+    "static": _static,
+    "wordpress": _wordpress,
+    "blogger": _blogger,
+    "micropub": _micropub,
+}
 
 
 def make_publisher(section: Section, env: PublisherEnv) -> Publisher:

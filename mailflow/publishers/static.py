@@ -17,7 +17,7 @@ from pathlib import Path
 from mailflow.config import Section
 from mailflow.errors import PublishError
 from mailflow.pages import InterviewPage, SiteInfo
-from mailflow.publishers import Placement, PublisherEnv
+from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.render import Renderer
 
 INDEX_ENTRIES = 50
@@ -41,8 +41,9 @@ class StaticPublisher:
         """See `Publisher.permalink`."""
         return f"{self.site.base_url}interviews/{number:05d}/"
 
-    def publish(self, page: InterviewPage, remote_id: str) -> Placement:
-        """See `Publisher.publish`. The number is the id, so a retry overwrites the same page."""
+    def publish(self, page: InterviewPage, remote_id: str, remember: Remember | None = None) -> Placement:
+        """See `Publisher.publish`. The number is the id, so a retry overwrites the same page
+        and there is nothing to remember early."""
         html = self.renderer.page("interview.html", page=page, site=self.site)
         self._write(self.page_dir(page.number) / "index.html", html)
         return Placement(remote_id=page.number_text, url=self.permalink(page.number))

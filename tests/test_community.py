@@ -1,0 +1,279 @@
+"""The host's desk and the community (issue 6): withdraw, edit, review, host commands,
+comments, cross-overs, notices, the digest, forgetting a person."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session, select
+
+from mailflow.app import App, build_app
+from mailflow.cli import main
+from mailflow.config import load_settings
+from mailflow.models import Comment, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.testing import make_reply, make_settings
+from mailflow.worker import run_pass
+
+from conftest import QUESTIONS, deliver, outbox_messages, site_path
+
+WAREHOUSE = {n: f"Warehouse forklift night shifts, logistics depot work, answer {n}." for n in range(1, 9)}
+NURSING = {n: f"Hospital nursing ward care, patients and clinical rotas, answer {n}." for n in range(1, 9)}
+
+
+def mail_from(sender: str, subject: str, body: str, *, in_reply_to: str = "", headers: dict[str, str] | None = None) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "interview@jobseekers.example"
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="example.net")
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    for key, value in (headers or {}).items():
+        message[key] = value
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def make_app(tmp_path: Path, **sections: str) -> App:
+    return build_app(load_settings(make_settings(tmp_path / "site", **sections)))
+
+
+def page(app: App, number: int) -> Path:
+    return site_path(app) / "interviews" / f"{number:05d}" / "index.html"
+
+
+def confirmation(app: App, to: str) -> EmailMessage:
+    return next(m for m in outbox_messages(app) if m["To"] == to and "interview number" in m["Subject"])
+
+
+def test_withdraw_by_replying_takes_the_page_down_and_forgets_the_answers(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    assert page(app, 1).exists()
+    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001", "withdraw\n\nThanks",
+                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    run_pass(app)
+    assert not page(app, 1).exists()
+    assert "#00001" not in (site_path(app) / "index.html").read_text()
+    with Session(app.engine) as session:
+        interview = session.exec(select(Interview)).one()
+        publication = session.exec(select(Publication)).one()
+    assert (interview.answers_json, interview.sender_hash, publication.state) == ("[]", "", "withdrawn")
+    assert any(m["Subject"] == "Interview 00001 withdrawn" for m in outbox_messages(app))
+
+
+def test_nobody_can_withdraw_someone_elses_interview(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(app, mail_from("Mallory <mallory@example.org>", "withdraw 00001", "withdraw 00001"))
+    run_pass(app)
+    assert page(app, 1).exists()
+    with Session(app.engine) as session:
+        last = session.exec(select(InboundMessage).order_by(InboundMessage.id.desc())).first()  # type: ignore[attr-defined]
+    assert last is not None and (last.state, last.reason) == ("for_host", "withdraw-no-matching-interview")
+
+
+def test_reply_to_the_confirmation_with_a_new_answer_edits_the_same_interview(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001",
+                           "3. Actually the hardest part is the silence after interviews.\n\nJo\n",
+                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    run_pass(app)
+    html = page(app, 1).read_text()
+    assert "the silence after interviews" in html
+    assert WAREHOUSE[1] in html and WAREHOUSE[3] not in html
+    with Session(app.engine) as session:
+        assert [i.number for i in session.exec(select(Interview))] == [1]
+
+
+def test_review_mode_holds_the_page_until_the_host_approves_by_email(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="review = yes")
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    assert not page(app, 1).exists()
+    assert "once it has been read" in confirmation(app, "jo@example.net").get_body(("plain",)).get_content()
+    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: digest", "approve 00001\nreject 00009 spam\n"))
+    run_pass(app)
+    assert page(app, 1).exists()
+    [done] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
+    text = done.get_body(("plain",)).get_content()
+    assert "Done: Interview 00001 approved" in text and "Not done: There is no interview 00009" in text
+    assert any(m["Subject"] == "Interview 00001 is on the blog" and m["To"] == "jo@example.net" for m in outbox_messages(app))
+    app.close()
+
+
+def test_host_commands_need_the_host_address_and_a_passing_authentication(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="review = yes\nauthserv_id = mx.jobseekers.example")
+    deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
+    deliver(app, mail_from("Someone <someone@example.org>", "approve", "approve 00001"))
+    forged = {"Authentication-Results": "mx.jobseekers.example; dmarc=fail header.from=jobseekers.example; spf=fail"}
+    deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=forged))
+    run_pass(app)
+    assert not page(app, 1).exists()
+    passing = {"Authentication-Results": "mx.jobseekers.example; dmarc=pass header.from=jobseekers.example"}
+    deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=passing))
+    run_pass(app)
+    assert page(app, 1).exists()
+    app.close()
+
+
+def test_reject_from_the_command_line_keeps_it_off_the_blog(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="review = yes")
+    deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
+    run_pass(app)
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "reject", "1", "off-topic"])
+    assert result.exit_code == 0 and "rejected (off-topic)" in result.output
+    again = CliRunner().invoke(main, ["--config", str(app.settings.path), "approve", "1"])
+    assert again.exit_code == 1 and "not waiting for review" in again.output
+    run_pass(app)
+    assert not page(app, 1).exists()
+    app.close()
+
+
+def test_comment_by_email_appears_signed_and_a_number_only_when_verified(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(app, mail_from("Sam Reed <sam@example.org>", "Comment on interview 00001",
+                           "Night shifts wore me down too. Hang in there.\n\n-- Sammy\n"))
+    deliver(app, mail_from("Mallory <mallory@example.org>", "Comment on interview 00001",
+                           "I pretend to be the author.\nInterview 00001\n"))
+    deliver(app, mail_from("Jo <jo@example.net>", "Comment on interview 00001",
+                           "Thank you all, it helps.\n00001\n"))
+    run_pass(app)
+    html = page(app, 1).read_text()
+    assert "Night shifts wore me down too. Hang in there." in html and "<strong>Sammy</strong>" in html
+    assert "I pretend to be the author." in html
+    assert html.count("(verified)") == 1 and "Thank you all, it helps." in html
+    assert "Sam Reed" not in html and "sam@example.org" not in html and "Mallory" not in html
+    with Session(app.engine) as session:
+        verified = {c.body: c.verified_number for c in session.exec(select(Comment))}
+    assert verified["I pretend to be the author."] is None
+    assert verified["Thank you all, it helps."] == 1
+
+
+def test_similar_interviews_cross_over_and_older_pages_gain_the_link(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    deliver(app, make_reply(NURSING, sender="B <b@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    assert "interviews/00002/" not in page(app, 1).read_text()
+    similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
+    deliver(app, make_reply(similar, sender="C <c@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    third = page(app, 3).read_text()
+    assert 'href="https://jobseekers.example/interviews/00001/"' in third
+    assert 'href="https://jobseekers.example/interviews/00002/"' not in third
+    assert 'href="https://jobseekers.example/interviews/00003/"' in page(app, 1).read_text(), "older page gains the link back"
+    reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
+    assert "#00001: https://jobseekers.example/interviews/00001/" in reply
+
+
+def test_host_links_win_over_automatic_cross_overs(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    deliver(app, make_reply(NURSING, sender="B <b@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(app.settings.path), "link", "1", "2"]).exit_code == 0
+    run_pass(app)
+    assert "interviews/00002/" in page(app, 1).read_text() and "interviews/00001/" in page(app, 2).read_text()
+    assert runner.invoke(main, ["--config", str(app.settings.path), "unlink", "1", "2"]).exit_code == 0
+    run_pass(app)
+    assert "interviews/00002/" not in page(app, 1).read_text()
+
+
+def test_mentions_of_another_interview_become_links(app: App) -> None:
+    answers = dict(WAREHOUSE)
+    answers[8] = "Interview #00007 said it better than I can."
+    deliver(app, make_reply(answers, questions=QUESTIONS))
+    run_pass(app)
+    assert '<a href="https://jobseekers.example/interviews/00007/">#00007</a>' in page(app, 1).read_text()
+
+
+def test_notify_me_sends_cross_over_notes_and_stop_ends_them(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001", "notify me",
+                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    run_pass(app)
+    similar = {n: f"Warehouse forklift night shifts at the logistics depot again, answer {n}." for n in range(1, 9)}
+    deliver(app, make_reply(similar, sender="Kim <kim@example.net>", questions=QUESTIONS))
+    run_pass(app)  # numbers and publishes 00002
+    run_pass(app)  # the note goes out once 00002 is up
+    notes = [m for m in outbox_messages(app) if m["Subject"].startswith("New interviews that cross over")]
+    assert len(notes) == 1 and notes[0]["To"] == "jo@example.net"
+    assert "https://jobseekers.example/interviews/00002/" in notes[0].get_body(("plain",)).get_content()
+    deliver(app, mail_from("Jo <jo@example.net>", "stop", "stop"))
+    run_pass(app)
+    with Session(app.engine) as session:
+        assert session.exec(select(Subscription)).all() == []
+
+
+def test_digest_lists_news_without_tying_interviews_to_senders(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+    deliver(app, make_reply(WAREHOUSE, sender="Jo Private <jo.private@example.net>", questions=QUESTIONS))
+    deliver(app, mail_from("Sam <sam@example.org>", "A suggestion", "Could you add a question about age?"))
+    run_pass(app)
+    [digest] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
+    text = digest.get_body(("plain",)).get_content()
+    assert "#00001" in text and "Could you add a question about age?" in text and "sam@example.org" in text
+    assert "jo.private" not in text and "Jo Private" not in text
+    run_pass(app)
+    assert len([m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]) == 1, "one digest a day"
+    app.close()
+
+
+def test_nothing_new_means_no_digest_unless_asked(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+    run_pass(app)
+    assert outbox_messages(app) == []
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "digest", "--send"])
+    assert result.exit_code == 0, result.output
+    [digest] = outbox_messages(app)
+    assert digest["To"] == "host@jobseekers.example" and "00000 interviews so far" in digest["Subject"]
+    app.close()
+
+
+def test_forget_removes_a_persons_data_and_takes_their_interview_down(app: App) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "forget", "JO@example.net"])
+    assert result.exit_code == 0 and "interviews 00001" in result.output
+    run_pass(app)
+    assert not page(app, 1).exists()
+    with Session(app.engine) as session:
+        assert all(m.raw == b"" and m.sender_hash == "" for m in session.exec(select(InboundMessage)))
+        assert all(o.recipient == "" for o in session.exec(select(OutboxItem)))
+
+
+def test_raw_messages_and_addresses_are_purged_after_the_retention_period(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="retention_days = 0")
+    deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
+    run_pass(app)
+    with Session(app.engine) as session:
+        assert [(m.state, m.raw) for m in session.exec(select(InboundMessage))] == [("numbered", b"")]
+        assert [(o.state, o.recipient) for o in session.exec(select(OutboxItem))] == [("sent", "")]
+    assert page(app, 1).exists()
+    app.close()
+
+
+@pytest.mark.parametrize(
+    "result, answered",
+    [
+        ("mx.jobseekers.example; dmarc=fail (p=reject) header.from=example.net", False),
+        ("mx.jobseekers.example; spf=fail smtp.mailfrom=example.net; dkim=none", False),
+        ("mx.jobseekers.example; dmarc=pass header.from=example.net", True),
+        ("evil.example; dmarc=fail header.from=example.net", True),  # not our server's verdict: ignored
+    ],
+)
+def test_a_sender_failing_authentication_gets_no_automatic_reply(tmp_path: Path, result: str, answered: bool) -> None:
+    app = make_app(tmp_path, core="authserv_id = mx.jobseekers.example")
+    deliver(app, mail_from("Victim <victim@example.net>", "send me the interview", "please",
+                           headers={"Authentication-Results": result}))
+    run_pass(app)
+    assert bool(outbox_messages(app)) is answered
+    app.close()
