@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlmodel import func, select
-
+from sqlalchemy.exc import SQLAlchemyError
 from mailflow.app import App, build_app
 from mailflow.config import CONFIG_ENV, DEFAULT_CONFIG, Settings, load_settings
 from mailflow.db import transaction
 from mailflow.errors import MailflowError
-from mailflow.models import InboundMessage, OutboxItem, Publication
-from mailflow.numbering import current_count
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +33,14 @@ def _fail_plainly(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except MailflowError as exc:
             click.echo(f"mailflow: {exc}", err=True)
+            sys.exit(2)
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            click.echo(
+                f"mailflow: the database could not be used ({reason}). Check [mailflow] database in your "
+                "settings, that the disk is not full, and that no other program holds the database.",
+                err=True,
+            )
             sys.exit(2)
 
     return wrapper
@@ -62,6 +67,7 @@ def _settings(ctx: click.Context) -> Settings:
     settings = load_settings(ctx.obj["config"])
     level = "DEBUG" if ctx.obj["verbose"] else settings.core.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-migration chatter is for developers
     return settings
 
 
@@ -142,21 +148,15 @@ def serve(ctx: click.Context, port: int) -> None:
 @click.pass_context
 @_fail_plainly
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Counts by state: messages, outgoing mail, publications, and the interview counter."""
+    """Counts by state, what waits, the last pass, failures, and when the next digest goes."""
+    from mailflow.status import collect_status, format_status
+
     app = _app(ctx)
-    with transaction(app.engine) as session:
-        report: dict[str, Any] = {"interviews": current_count(session)}
-        for label, model in (("messages", InboundMessage), ("outgoing", OutboxItem), ("publications", Publication)):
-            rows = session.exec(select(model.state, func.count()).group_by(model.state)).all()  # type: ignore[attr-defined]
-            report[label] = dict(sorted((state, count) for state, count in rows))
-    app.close()
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(f"Interviews so far: {report['interviews']:05d}")
-    for label in ("messages", "outgoing", "publications"):
-        counts = ", ".join(f"{count} {state}" for state, count in report[label].items()) or "none"
-        click.echo(f"{label.capitalize()}: {counts}")
+    try:
+        report = collect_status(app)
+    finally:
+        app.close()
+    click.echo(json.dumps(report, indent=2, default=str) if as_json else format_status(report))
 
 
 def _host_command(ctx: click.Context, action: Callable[[Any, App], Any]) -> None:

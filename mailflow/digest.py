@@ -106,11 +106,9 @@ def send_digest(app: App, *, force: bool = False) -> DigestContent | None:
     return content
 
 
-def is_digest_due(app: App, moment: datetime) -> bool:
-    """Daily (or weekly) at the host's time: due once the time has passed and none went out since."""
+def _latest_slot(app: App, moment: datetime) -> datetime:
+    """The most recent scheduled digest time at or before `moment`."""
     core = app.settings.core
-    if core.digest == "off":
-        return False
     hours, minutes = (int(part) for part in core.digest_time.split(":"))
     slot = moment.replace(hour=hours, minute=minutes, second=0, microsecond=0)
     if moment < slot:
@@ -118,6 +116,22 @@ def is_digest_due(app: App, moment: datetime) -> bool:
     if core.digest == "weekly":
         weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(core.digest_weekday)
         slot -= timedelta(days=(slot.weekday() - weekday) % 7)
+    return slot
+
+
+def is_digest_due(app: App, moment: datetime) -> bool:
+    """Daily (or weekly) at the host's time: due once the time has passed and none went out since."""
+    if app.settings.core.digest == "off":
+        return False
     with transaction(app.engine) as session:
         last = last_digest(session)
-    return last is None or last < slot
+    return last is None or last < _latest_slot(app, moment)
+
+
+def next_digest_at(app: App, moment: datetime) -> datetime | None:
+    if app.settings.core.digest == "off":
+        return None
+    if is_digest_due(app, moment):
+        return moment
+    step = timedelta(days=7 if app.settings.core.digest == "weekly" else 1)
+    return _latest_slot(app, moment) + step

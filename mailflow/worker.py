@@ -11,8 +11,10 @@ number, reply or page. `run_forever` repeats passes on a schedule until SIGTERM/
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
+import sys
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import schedule
+from tqdm import tqdm
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
@@ -39,6 +42,7 @@ from mailflow.states import FilingState, InboundState, OutboxState, PublicationS
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+PROGRESS_FROM = 200
 FETCH_BATCH = 100
 StopCheck = Callable[[], bool]
 
@@ -91,8 +95,23 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
         publish_all(app, report, should_stop)
         file_all(app, report)
         purge_expired(app)
+        record_pass(app, report)
     logger.info("pass: %s", report.summary())
     return report
+
+
+def record_pass(app: App, report: PassReport) -> None:
+    """Note when the last pass finished, for `mailflow status`."""
+    path = app.lock_path.with_name("last-pass.json")
+    path.write_text(json.dumps({"finished_at": now().isoformat(), "summary": report.summary()}))
+
+
+def last_pass(app: App) -> dict[str, str] | None:
+    path = app.lock_path.with_name("last-pass.json")
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
@@ -126,10 +145,14 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         waiting = session.exec(
             select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED).order_by(InboundMessage.id)  # type: ignore[arg-type]
         ).all()
-    for inbound_id in waiting:
-        if should_stop():
-            return
-        report.decided[process_one(app, inbound_id)] += 1
+    # A progress bar for a big backlog, only for a person watching a terminal.
+    progress = tqdm(total=len(waiting), unit="msg", disable=len(waiting) < PROGRESS_FROM or not sys.stderr.isatty())
+    with progress:
+        for inbound_id in waiting:
+            if should_stop():
+                return
+            report.decided[process_one(app, inbound_id)] += 1
+            progress.update()
 
 
 def process_one(app: App, inbound_id: int) -> str:
