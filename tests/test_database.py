@@ -57,3 +57,39 @@ def test_numbers_are_gapless_and_replies_single_on_both_databases(database_url: 
     assert numbers == [1, 2, 3, 4, 5, 6]
     assert sorted(item.recipient for item in items) == [f"p{i}@example.net" for i in range(6)]
     assert {item.state for item in items} == {"sent"}
+
+
+def test_a_database_made_by_the_first_release_is_upgraded_with_its_data(database_url: str, tmp_path: Path) -> None:
+    """Build the schema as release 0001 left it, with an interview in it, then let mailflow start."""
+    from alembic import command
+
+    from mailflow.db import make_engine
+    from mailflow.migrate import alembic_config
+
+    settings = load_settings(make_settings(tmp_path, database=database_url))
+    engine = make_engine(database_url, tmp_path)
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO inbound_message (source_key, message_id, raw, size, arrived_at, state, reason, rule_hits,"
+            " sender_hash, filing, attempts, updated_at) VALUES ('k1', '<old@x>', '', 0, '2025-01-02 10:00:00+00:00',"
+            " 'numbered', 'interview-00001', '', 'h', 'filed', 0, '2025-01-02 10:00:00+00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO interview (number, inbound_id, sender_hash, answers_json, submitted_on, updated_at)"
+            " VALUES (1, 1, 'h', '[{\"question\": \"Q?\", \"answer\": \"Old answer.\"}]', '2025-01-02',"
+            " '2025-01-02 10:00:00+00:00')"
+        )
+        connection.exec_driver_sql("INSERT INTO counter (name, value) VALUES ('interview', 1)")
+    engine.dispose()
+    app = build_app(settings)
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    run_pass(app)
+    with Session(app.engine) as session:
+        interviews = session.exec(select(Interview).order_by(Interview.number)).all()
+    app.close()
+    assert [(i.number, i.related_json) for i in interviews][:1] == [(1, "[]")]
+    assert [i.number for i in interviews] == [1, 2]
+    assert "Old answer." in interviews[0].answers_json
