@@ -13,11 +13,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from typing import Any, TypeVar
+
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel, select
+
+from mailflow.models import InboundMessage
 
 from mailflow.errors import ConfigError
+
+T = TypeVar("T", bound=SQLModel)
 
 
 def sqlite_path(url: str, base_dir: Path) -> Path | None:
@@ -65,6 +73,28 @@ def transaction(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         with session.begin():
             yield session
+
+
+def claim(session: Session, model: type[T], row_id: int, *conditions: Any) -> T | None:
+    """Lock one row for this transaction if it still meets `conditions`; None if another worker
+    holds it (PostgreSQL: FOR UPDATE SKIP LOCKED) or it has moved on. On SQLite the
+    transaction's write lock already keeps other processes out."""
+    query = select(model).where(model.id == row_id, *conditions).with_for_update(skip_locked=True)  # type: ignore[attr-defined]
+    return session.exec(query).first()
+
+
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert inbound messages whose source key is new; a key another worker stored first is skipped."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(InboundMessage).values(rows).on_conflict_do_nothing(index_elements=["source_key"])
+    return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import sys
 import time
 from collections import Counter as Tally
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from mailflow.app import App
-from mailflow.db import run_lock, transaction
+from mailflow.db import claim, insert_new, is_sqlite, run_lock, transaction
 from mailflow.errors import DeliveryError, PublishError, SourceError
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
 from mailflow.numbering import current_count
@@ -78,7 +79,7 @@ def backoff(attempts: int) -> timedelta:
 def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
     """One full pass; returns what it did. Steps in order, each safe to interrupt."""
     report = PassReport()
-    with run_lock(app.lock_path) as held:
+    with pass_lock(app) as held:
         if not held:
             logger.info("another pass is running; this one steps aside")
             report.skipped_locked = True
@@ -114,12 +115,17 @@ def last_pass(app: App) -> dict[str, str] | None:
         return None
 
 
+def pass_lock(app: App) -> AbstractContextManager[bool]:
+    """On SQLite one pass at a time (overlapping scheduled runs step aside); on PostgreSQL
+    several workers run at once and row locks keep them apart."""
+    return run_lock(app.lock_path) if is_sqlite(app.engine) else nullcontext(True)
+
+
 def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
-    batch: list[InboundMessage] = []
+    batch: list[dict[str, object]] = []
     for incoming in app.source.fetch():
-        batch.append(
-            InboundMessage(source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at)
-        )
+        row = InboundMessage(source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at)
+        batch.append(row.model_dump(exclude={"id"}))
         if len(batch) >= FETCH_BATCH:
             report.fetched += _store(app, batch)
             batch = []
@@ -128,16 +134,12 @@ def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
     report.fetched += _store(app, batch)
 
 
-def _store(app: App, batch: list[InboundMessage]) -> int:
-    """Insert the messages not seen before; one commit for the batch."""
+def _store(app: App, batch: list[dict[str, object]]) -> int:
+    """Insert the messages not seen before (by source key); one commit for the batch."""
     if not batch:
         return 0
     with transaction(app.engine) as session:
-        keys = [message.source_key for message in batch]
-        known = set(session.exec(select(InboundMessage.source_key).where(InboundMessage.source_key.in_(keys))).all())  # type: ignore[attr-defined]
-        fresh = [message for message in batch if message.source_key not in known]
-        session.add_all(fresh)
-    return len(fresh)
+        return insert_new(session, batch)
 
 
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
@@ -159,8 +161,8 @@ def process_one(app: App, inbound_id: int) -> str:
     """The failure boundary for one message: anything unexpected marks it failed, with the reason."""
     try:
         with transaction(app.engine) as session:
-            inbound = session.get(InboundMessage, inbound_id, with_for_update=True)
-            if inbound is None or inbound.state != InboundState.RECEIVED:
+            inbound = claim(session, InboundMessage, inbound_id, InboundMessage.state == InboundState.RECEIVED)
+            if inbound is None:
                 return "already-decided"
             return process_message(session, app, inbound).state.value
     except OperationalError:
@@ -203,24 +205,24 @@ def send_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
 
 
 def send_one(app: App, item_id: int) -> bool:
-    """Send one queued email; on failure record the error and when to try again."""
+    """Send one queued email; on failure record the error and when to try again.
+
+    The row stays locked while it is handed over, so two workers never send it twice; a
+    crash before it is marked sent leaves it queued, and it goes again with the same bytes.
+    """
     with transaction(app.engine) as session:
-        item = session.get(OutboxItem, item_id)
-        if item is None or item.state != OutboxState.QUEUED:
+        item = claim(session, OutboxItem, item_id, OutboxItem.state == OutboxState.QUEUED)
+        if item is None:
             return True
         mail = OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
-    error: str = ""
-    permanent = False
-    try:
-        app.outbox.send(mail)
-    except DeliveryError as exc:
-        error, permanent = str(exc), exc.permanent
-    except Exception as exc:
-        logger.exception("outbox %s: unexpected error", item_id)
-        error = f"{type(exc).__name__}: {exc}"
-    with transaction(app.engine) as session:
-        item = session.get(OutboxItem, item_id)
-        assert item is not None
+        error, permanent = "", False
+        try:
+            app.outbox.send(mail)
+        except DeliveryError as exc:
+            error, permanent = str(exc), exc.permanent
+        except Exception as exc:
+            logger.exception("outbox %s: unexpected error", item_id)
+            error = f"{type(exc).__name__}: {exc}"
         if not error:
             transition(item, OutboxState.SENT)
             return True
