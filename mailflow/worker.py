@@ -43,6 +43,7 @@ from mailflow.states import FilingState, InboundState, OutboxState, PublicationS
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
+PUBLISH_LEASE = timedelta(minutes=5)
 PROGRESS_FROM = 200
 FETCH_BATCH = 100
 StopCheck = Callable[[], bool]
@@ -253,9 +254,15 @@ def publish_one(app: App, publication_id: int) -> bool:
     """Publish one queued interview; on failure record the error and when to try again
     (not before the blog's own Retry-After)."""
     with transaction(app.engine) as session:
-        publication = session.get(Publication, publication_id)
-        if publication is None or publication.state != PublicationState.QUEUED:
+        publication = claim(
+            session, Publication, publication_id,
+            Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
+        )  # fmt: skip
+        if publication is None:
             return True
+        # A lease, so that another worker does not publish it at the same time; if this one
+        # dies, the lease runs out and the page is tried again (the blog is asked first).
+        publication.next_attempt_at = now() + (timedelta(0) if is_sqlite(app.engine) else PUBLISH_LEASE)
         interview = session.get(Interview, publication.interview_id)
         assert interview is not None
         page = _page(app, session, interview, publication.url)

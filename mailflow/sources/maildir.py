@@ -56,10 +56,11 @@ class MaildirSource:
     def file(self, key: str, outcome: str) -> None:
         """See `Source.file`."""
         name = key.removeprefix("maildir:")
-        source = self.path / "new" / name
-        if source.exists():
-            os.replace(source, self.path / "cur" / (name.split(":", 1)[0] + ":2,S"))
-            logger.debug("maildir %s: filed (%s)", name, outcome)
+        try:
+            os.replace(self.path / "new" / name, self.path / "cur" / (name.split(":", 1)[0] + ":2,S"))
+        except FileNotFoundError:
+            return  # already filed (by us before a crash, or by another worker)
+        logger.debug("maildir %s: filed (%s)", name, outcome)
 
     def close(self) -> None:
         """Nothing to release."""
