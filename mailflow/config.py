@@ -8,12 +8,18 @@ Backends read their own section through `Section` (see sources/, outbox/, publis
 from __future__ import annotations
 
 import configparser
+import logging
 import os
+import shlex
+import stat
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailflow.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "settings.ini"
 CONFIG_ENV = "MAILFLOW_CONFIG"
@@ -29,6 +35,7 @@ class Section:
     name: str
     values: Mapping[str, str]
     base_dir: Path
+    settings_file: Path | None = None
 
     def where(self, key: str) -> str:
         return f"[{self.name}] {key}"
@@ -74,9 +81,51 @@ class Section:
             raise ConfigError(f"{self.where(key)} must be one of {', '.join(choices)}; it is {raw!r}.")
         return raw
 
+    def secret(self, key: str) -> str:
+        """A password or token: from the environment (MAILFLOW_<SECTION>_<KEY>), from the
+        first line printed by `<key>_command` (a password manager), or from the file itself,
+        in that order. Never logged; a file readable by others earns a warning."""
+        if os.environ.get(f"MAILFLOW_{self.name.upper()}_{key.upper()}"):
+            return self.text(key)
+        command = self.optional(f"{key}_command")
+        if command:
+            return run_secret_command(command, self.where(f"{key}_command"))
+        value = self.text(key)
+        warn_if_readable_by_others(self.settings_file, self.where(key))
+        return value
+
     def path(self, key: str, default: str | None = None) -> Path:
         """A path; relative paths resolve against the settings file's folder."""
         return resolve_path(self.base_dir, self.text(key, default))
+
+
+SECRET_COMMAND_TIMEOUT = 30
+
+
+def run_secret_command(command: str, where: str) -> str:
+    """Run a password or token command and return its first output line; errors name `where`."""
+    try:
+        done = subprocess.run(
+            shlex.split(command), capture_output=True, text=True, timeout=SECRET_COMMAND_TIMEOUT, check=False
+        )
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"{where} could not be run ({exc}).") from None
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        raise ConfigError(f"{where} failed ({detail}).")
+    value = done.stdout.strip().splitlines()[0].strip() if done.stdout.strip() else ""
+    if not value:
+        raise ConfigError(f"{where} printed nothing; it should print the secret on its first line.")
+    return value
+
+
+def warn_if_readable_by_others(path: Path | None, where: str) -> None:
+    if path is not None and path.exists() and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        logger.warning(
+            "%s holds %s and other users of this machine can read it: run `chmod 600 %s`, or move the "
+            "secret to the environment or a *_command setting",
+            path, where, path,
+        )
 
 
 def resolve_path(base_dir: Path, value: str) -> Path:
@@ -148,7 +197,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"{settings_path} could not be read: {exc}") from None
     base_dir = settings_path.parent
     sections = {
-        name: Section(name, dict(parser[name]) if parser.has_section(name) else {}, base_dir)
+        name: Section(name, dict(parser[name]) if parser.has_section(name) else {}, base_dir, settings_path)
         for name in {*parser.sections(), "mailflow", "incoming", "outgoing", "blog", "interview"}
     }
     return Settings(
