@@ -109,5 +109,17 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
             max_message_bytes=core.max_message_bytes,
         ),
     )
+    if hasattr(app.source, "is_known"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
+        app.source.is_known = lambda message_id: _has_message_id(engine, message_id)
     app.boilerplate = tuple(app.renderer.email("questionnaire", **app.email_context()).text.splitlines())
     return app
+
+
+def _has_message_id(engine: Engine, message_id: str) -> bool:
+    from sqlmodel import select
+
+    from mailflow.models import InboundMessage
+
+    with Session(engine) as session:
+        query = select(InboundMessage.id).where(InboundMessage.message_id == message_id).limit(1)
+        return session.exec(query).first() is not None

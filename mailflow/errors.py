@@ -24,9 +24,10 @@ class ConfigError(MailflowError):
 
 
 class _RetryableError(MailflowError):
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after  # seconds the server asked us to wait (HTTP Retry-After), or None
 
 
 class DeliveryError(_RetryableError):

@@ -1,0 +1,197 @@
+"""The real servers started by scripts/test-services, for the IMAP/SMTP tests.
+
+Reads var/services/env (or the MAILFLOW_TEST_* variables if already exported). Without
+the servers a test is skipped with the reason, except under CI=true, where it fails:
+CI must never pass by skipping the real servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / "var" / "services" / "env"
+PASSWORDS = {"jobs": "jobs-password", "host": "host-password", "seeker": "seeker-password"}
+
+
+@dataclass(frozen=True)
+class Services:
+    env: dict[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        return self.env[f"MAILFLOW_TEST_{name}"]
+
+    @property
+    def host(self) -> str:
+        return self["IMAP_HOST"]
+
+    def imap(self, user: str = "jobs", *, ssl: bool = True) -> IMAPClient:
+        """A verified IMAPS client logged in as user@example.test."""
+        import ssl as ssl_module
+
+        context = ssl_module.create_default_context(cafile=self["CA_FILE"])
+        client = IMAPClient(self.host, int(self["IMAPS_PORT"]), ssl=True, ssl_context=context, timeout=10)
+        client.login(f"{user}@example.test", PASSWORDS[user])
+        return client
+
+    def fresh_folder(self, user: str = "jobs") -> str:
+        """A new, empty folder: one per test keeps tests apart."""
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        with self.imap(user) as client:
+            client.create_folder(name)
+        return name
+
+    def append(self, folder: str, raw: bytes, user: str = "jobs") -> None:
+        with self.imap(user) as client:
+            client.append(folder, raw)
+
+    def doveadm(self, *args: str) -> str:
+        done = subprocess.run(
+            ["doveadm", "-c", self["DOVECOT_CONF"], *args], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, f"doveadm {shlex.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def sink_envelopes(self) -> list[tuple[str, str, list[str]]]:
+        lines = Path(self["SMTP_ENVELOPES"]).read_text().splitlines()
+        return [
+            (name, sender, rcpts.split(",")) for name, sender, rcpts in (line.split("\t") for line in lines if line)
+        ]
+
+    def sink_message(self, name: str) -> bytes:
+        return (Path(self["SMTP_MAILDIR"]) / "new" / name).read_bytes()
+
+    def sink_messages_to(self, address: str) -> list[bytes]:
+        return [self.sink_message(name) for name, _, rcpts in self.sink_envelopes() if address in rcpts]
+
+    def settings_ini(self, tmp_path: Path, *, incoming: dict[str, str], outgoing: dict[str, str]) -> Path:
+        """A complete settings.ini in tmp_path: IMAP in as jobs@, SMTP out, static site, SQLite."""
+        (tmp_path / "questions.txt").write_text((ROOT / "questions.txt").read_text())
+        sections = {
+            "mailflow": {
+                "database": "sqlite:///db/mailflow.db",
+                "from_address": "jobs@example.test",
+                "host_address": "host@example.test",
+                "secret_file": "db/secret.key",
+                "digest": "off",
+            },
+            "incoming": {
+                "backend": "imap",
+                "host": self.host,
+                "port": self["IMAPS_PORT"],
+                "tls": "ssl",
+                "ca_file": self["CA_FILE"],
+                "username": "jobs@example.test",
+                "password": "jobs-password",
+                "poll_seconds": "60",
+                **incoming,
+            },
+            "outgoing": {
+                "backend": "smtp",
+                "host": self["SMTP_HOST"],
+                "port": self["SMTPS_PORT"],
+                "tls": "ssl",
+                "ca_file": self["CA_FILE"],
+                "username": self["SMTP_USER"],
+                "password": self["SMTP_PASSWORD"],
+                **outgoing,
+            },
+            "blog": {"backend": "static", "path": "site", "base_url": "http://localhost:8000/"},
+            "interview": {"questions": "questions.txt"},
+        }
+        text = "".join(
+            f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()) + "\n"
+            for name, values in sections.items()
+        )
+        path = tmp_path / "settings.ini"
+        path.write_text(text)
+        return path
+
+
+def _read_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key.startswith("MAILFLOW_TEST_")}
+    if "MAILFLOW_TEST_IMAP_PORT" in env or not ENV_FILE.is_file():
+        return env
+    for line in ENV_FILE.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def _answers(host: str, port: str) -> bool:
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def require_services() -> Services:
+    env = _read_env()
+    missing = [
+        name
+        for name in ("IMAP_PORT", "IMAPS_PORT", "SMTP_PORT", "SMTPS_PORT")
+        if not _answers(env.get("MAILFLOW_TEST_IMAP_HOST", "127.0.0.1"), env.get(f"MAILFLOW_TEST_{name}", ""))
+    ]
+    if missing:
+        reason = f"real mail servers not running ({', '.join(missing)} not answering): run scripts/test-services start"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Services(env)
+
+
+def wire_is_known(app: Any) -> None:
+    """What mailflow/app.py should do for an IMAP source (see the proposed change): tell it
+    which Message-IDs are stored, for re-scans after a UIDVALIDITY change."""
+    from sqlmodel import Session, select
+
+    from mailflow.models import InboundMessage
+
+    def is_known(message_id: str) -> bool:
+        with Session(app.engine) as session:
+            query = select(InboundMessage.id).where(InboundMessage.message_id == message_id)
+            return session.exec(query.limit(1)).first() is not None
+
+    app.source.is_known = is_known
+
+
+def make_request(
+    sender: str = "seeker@example.test",
+    to: str = "jobs@example.test",
+    subject: str = "Interview?",
+    body: str = "Hello, I would like to take part in the interview.\n",
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Sam Seeker <{sender}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(idstring=uuid.uuid4().hex[:8], domain="client.example.test")
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def wait_until(predicate, timeout: float = 5.0, step: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
