@@ -31,7 +31,7 @@ _NUMBER = re.compile(
     r"^(?:(?:q|question)\s*(\d{1,2})\s*[.):-]?|\[(\d{1,2})\]|\((\d{1,2})\)|(\d{1,2})\s*[.):])\s*",
     re.IGNORECASE,
 )
-_ANSWER_PREFIX = re.compile(r"^(?:a|answer|r|reply)\s*[:.)-]\s*", re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r"^(?:a|answer|r|reply)\s*(?::|[.)-](?=\s))\s*", re.IGNORECASE)
 _QUOTE_HEADER = re.compile(
     r"^(?:on|am|le|el|il|em|op|den|w dniu)\b.{0,200}?"
     r"(?:wrote|writes|schrieb|a [ée]crit|escribi[óo]|ha scritto|escreveu|schreef|skrev|napisa[łl])\s*:?\s*$",
@@ -59,9 +59,10 @@ _SIGN_OFF = re.compile(
     r"|saludos|un saludo|atentamente|cordialement|bien cordialement|tr[èe]s cordialement|amicalement|bises"
     r"|bien [àa] vous|gr[üu](?:ß|ss)e|liebe gr[üu](?:ß|ss)e"
     r"|mit freundlichen gr[üu](?:ß|ss)en|viele gr[üu](?:ß|ss)e|groetjes|met vriendelijke groet)"
-    r"(?:\s+[\w']+){0,3}\s*[,!.]?$",
+    r"(?:\s*[,!.]?|(?:\s+[\w']+){1,3}\s*[,!])$",
     re.IGNORECASE,
 )
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # never valid in a page or XML
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
@@ -118,7 +119,7 @@ def html_to_text(html: str) -> str:
     converter.unicode_snob = True
     try:
         text = converter.handle(html[: MAX_TEXT * 4])
-    except Exception:  # html2text on pathological markup; the tags stripped crudely still read
+    except Exception:  # noqa: BLE001 - html2text on pathological markup; the tags stripped crudely still read
         text = re.sub(r"<[^>]+>", " ", html)
     return _MD_ESCAPE.sub(r"\1", text)
 
@@ -146,7 +147,7 @@ def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], tru
 
 def _split_lines(text: str) -> list[_Line]:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
-    text = text.replace("\u200b", "").replace("\ufeff", "")
+    text = _CONTROL.sub("", text.replace("\u200b", "").replace("\ufeff", ""))
     lines = []
     for raw in text.split("\n"):
         quote = _QUOTE.match(raw)
@@ -278,7 +279,7 @@ def _answer_from_lines(lines: list[_Line], noise: set[str]) -> str:
     kept = _own_lines(lines, noise)
     paragraphs: list[str] = []
     current: list[str] = []
-    for text in kept + [""]:
+    for text in [*kept, ""]:
         if text:
             current.append(text)
         elif current:

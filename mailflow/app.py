@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
-
 from sqlmodel import Session
 
 from mailflow.classify import Context
-from mailflow.crossovers import CrossoverIndex
 from mailflow.config import Settings, resolve_path
+from mailflow.crossovers import CrossoverIndex
 from mailflow.db import make_engine, sqlite_path
-from mailflow.migrate import upgrade
 from mailflow.identity import load_or_create_secret
+from mailflow.migrate import upgrade
 from mailflow.outbox import Outbox, make_outbox
 from mailflow.pages import SiteInfo
 from mailflow.publishers import Publisher, PublisherEnv, make_publisher

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
+
 from mailflow.app import App, build_app
 from mailflow.config import CONFIG_ENV, DEFAULT_CONFIG, Settings, load_settings
 from mailflow.db import transaction
@@ -112,8 +113,8 @@ def explain(ctx: click.Context, eml: Path) -> None:
 @_fail_plainly
 def deliver(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Drop messages (files, or one message on standard input) into the Maildir inbox, as an MTA would."""
-    from mailflow.sources.maildir import MaildirSource
     from mailflow.sources.delivery import deliver_to_maildir
+    from mailflow.sources.maildir import MaildirSource
 
     settings = _settings(ctx)
     if settings.incoming.text("backend", "maildir") != "maildir":
@@ -237,7 +238,7 @@ def unlink(ctx: click.Context, first: int, second: int) -> None:
 def digest(ctx: click.Context, send: bool) -> None:
     """Show the host's digest of what happened since the last one (--send: email it now)."""
     from mailflow.digest import collect, last_digest, send_digest
-    from mailflow.worker import send_all, PassReport
+    from mailflow.worker import PassReport, send_all
 
     app = _app(ctx)
     try:
@@ -286,4 +287,3 @@ def doctor(ctx: click.Context, send_test: str | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

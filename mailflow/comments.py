@@ -46,7 +46,9 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
     numbered = _NUMBER_SIGNATURE.match(signature)
     if numbered:
         claimed = session.exec(select(Interview).where(Interview.number == int(numbered.group(1)))).first()
-        verified = claimed.number if claimed and claimed.sender_hash and claimed.sender_hash == inbound.sender_hash else None
+        verified = (
+            claimed.number if claimed and claimed.sender_hash and claimed.sender_hash == inbound.sender_hash else None
+        )
         signature = ANONYMOUS
     state = CommentState.AWAITING_REVIEW if app.settings.core.moderate_comments else CommentState.APPROVED
     session.add(

@@ -124,7 +124,9 @@ def warn_if_readable_by_others(path: Path | None, where: str) -> None:
         logger.warning(
             "%s holds %s and other users of this machine can read it: run `chmod 600 %s`, or move the "
             "secret to the environment or a *_command setting",
-            path, where, path,
+            path,
+            where,
+            path,
         )
 
 

@@ -71,7 +71,9 @@ def _owned_interview(session: Session, mail: ParsedMail, sender_hash: str, numbe
     return owned[0] if len(owned) == 1 else None
 
 
-def withdraw(session: Session, app: App, interview: Interview, inbound: InboundMessage | None, mail: ParsedMail | None) -> Decision:
+def withdraw(
+    session: Session, app: App, interview: Interview, inbound: InboundMessage | None, mail: ParsedMail | None
+) -> Decision:
     """Take the page down and forget the answers; the number stays retired, so counting stays gapless."""
     number = interview.number
     take_down(session, app, interview)

@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,9 +20,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, select
 
-from mailflow.models import InboundMessage
-
 from mailflow.errors import ConfigError
+from mailflow.models import InboundMessage
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -40,7 +38,7 @@ def make_engine(url: str, base_dir: Path) -> Engine:
     """Create the engine; a relative SQLite path resolves against the settings folder."""
     try:
         parsed = make_url(url)
-    except Exception:  # SQLAlchemy raises several types for a bad URL; all mean the same here
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL; all mean the same here
         raise ConfigError(f"[mailflow] database is not a database address: {url!r}.") from None
     path = sqlite_path(url, base_dir)
     if path is not None:
@@ -70,9 +68,8 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
-    with Session(engine, expire_on_commit=False) as session:
-        with session.begin():
-            yield session
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 def claim(session: Session, model: type[T], row_id: int, *conditions: Any) -> T | None:

@@ -69,8 +69,7 @@ def collect(session: Session, app: App, since: datetime | None) -> DigestContent
     for comment in session.exec(select(Comment).where(Comment.state == CommentState.AWAITING_REVIEW)).all():
         content.comments_awaiting.append({"id": str(comment.id), "body": comment.body[:EXCERPT]})
     received = select(InboundMessage).where(InboundMessage.arrived_at >= start)
-    for message in session.exec(received.where(InboundMessage.state == InboundState.INCOMPLETE)).all():
-        content.incomplete += 1
+    content.incomplete = len(session.exec(received.where(InboundMessage.state == InboundState.INCOMPLETE)).all())
     host_states = (InboundState.FOR_HOST, InboundState.QUESTIONNAIRE_SENT)
     for message in session.exec(received.where(InboundMessage.state.in_(host_states))).all():  # type: ignore[attr-defined]
         mail = parse_message(message.raw) if message.raw else None
@@ -78,14 +77,20 @@ def collect(session: Session, app: App, since: datetime | None) -> DigestContent
             continue
         content.for_host.append({"sender": mail.from_address, "subject": mail.subject[:120],
                                  "text": own_text(mail)[:400], "reason": message.reason})  # fmt: skip
-    for item in session.exec(select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED, OutboxItem.updated_at >= start)).all():
+    for item in session.exec(
+        select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED, OutboxItem.updated_at >= start)
+    ).all():
         content.failing_mail.append({"kind": item.kind, "error": item.last_error[:200]})
-    for item in session.exec(select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.attempts >= 3)).all():
+    for item in session.exec(
+        select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.attempts >= 3)
+    ).all():
         content.failing_mail.append({"kind": item.kind, "error": f"still trying: {item.last_error[:180]}"})
     failing = select(Interview, Publication).join(Publication).where(Publication.attempts >= 3)  # type: ignore[arg-type]
     for interview, publication in session.exec(failing).all():
         if publication.state in (PublicationState.FAILED, PublicationState.QUEUED):
-            content.failing_posts.append({"number": format_number(interview.number), "error": publication.last_error[:200]})
+            content.failing_posts.append(
+                {"number": format_number(interview.number), "error": publication.last_error[:200]}
+            )
     return content
 
 
@@ -114,7 +119,9 @@ def _latest_slot(app: App, moment: datetime) -> datetime:
     if moment < slot:
         slot -= timedelta(days=1)
     if core.digest == "weekly":
-        weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(core.digest_weekday)
+        weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(
+            core.digest_weekday
+        )
         slot -= timedelta(days=(slot.weekday() - weekday) % 7)
     return slot
 

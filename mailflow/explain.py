@@ -50,7 +50,11 @@ def explain_message(settings: Settings, raw: bytes) -> str:
         lines.append("Decision: rejected (too-large); the sender would be told politely.")
         return "\n".join(lines)
     boilerplate = renderer.email(
-        "questionnaire", site_name=core.site_name, from_name=core.from_name, questions=questions, min_answers=min_answers
+        "questionnaire",
+        site_name=core.site_name,
+        from_name=core.from_name,
+        questions=questions,
+        min_answers=min_answers,
     ).text.splitlines()
     answers = extract_answers(mail, questions, boilerplate)
     lines.append(f"Answers found: {len(answers.found)} of {len(questions)} (a complete reply needs {min_answers}).")

@@ -52,11 +52,13 @@ def reject(session: Session, app: App, number: int, reason: str = "") -> Command
     if publication.state != PublicationState.AWAITING_REVIEW:
         return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
     transition(publication, PublicationState.REJECTED, reason=reason or "rejected")
-    return CommandResult(True, f"Interview {number:05d} rejected{f' ({reason})' if reason else ''}; it will not be published.")
+    return CommandResult(
+        True, f"Interview {number:05d} rejected{f' ({reason})' if reason else ''}; it will not be published."
+    )
 
 
 def host_withdraw(session: Session, app: App, number: int) -> CommandResult:
-    interview, publication = _interview(session, number)
+    interview, _ = _interview(session, number)
     if interview is None:
         return CommandResult(False, f"There is no interview {number:05d}.")
     take_down(session, app, interview)
@@ -68,10 +70,14 @@ def set_link(session: Session, app: App, first: int, second: int, *, add: bool) 
     a, _ = _interview(session, first)
     b, _ = _interview(session, second)
     if a is None or b is None or first == second:
-        return CommandResult(False, f"Cannot {'link' if add else 'unlink'} {first:05d} and {second:05d}: check both numbers.")
+        return CommandResult(
+            False, f"Cannot {'link' if add else 'unlink'} {first:05d} and {second:05d}: check both numbers."
+        )
     kind = "added" if add else "removed"
     for source, target in ((first, second), (second, first)):
-        for old in session.exec(select(CrossLink).where(CrossLink.from_number == source, CrossLink.to_number == target)).all():
+        for old in session.exec(
+            select(CrossLink).where(CrossLink.from_number == source, CrossLink.to_number == target)
+        ).all():
             session.delete(old)
         session.add(CrossLink(from_number=source, to_number=target, kind=kind))
     session.flush()
@@ -117,7 +123,10 @@ def handle_host_message(session: Session, app: App, inbound: InboundMessage, mai
         session, app, kind="host_commands", recipient=mail.from_address,
         extra={"results": results}, inbound_id=inbound.id, answering=mail,
     )  # fmt: skip
-    return InboundState.ACTED_ON, f"host-commands: {sum(r.ok for r in results)} done, {sum(not r.ok for r in results)} refused"
+    return (
+        InboundState.ACTED_ON,
+        f"host-commands: {sum(r.ok for r in results)} done, {sum(not r.ok for r in results)} refused",
+    )
 
 
 def _interview(session: Session, number: int) -> tuple[Interview | None, Publication | None]:
@@ -137,5 +146,3 @@ def _tell_author(session: Session, app: App, interview: Interview, kind: str) ->
         extra={"number": interview.number, "page_url": app.publisher.permalink(interview.number)},
         sender_hash=interview.sender_hash, inbound_id=inbound.id, answering=mail,
     )  # fmt: skip
-
-

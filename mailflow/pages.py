@@ -141,7 +141,11 @@ def load_page(
         for number in related_numbers:
             if number in by_number and by_number[number][1].state not in ("withdrawn", "rejected"):
                 row, publication = by_number[number]
-                related.append(RelatedLink(format_number(number), publication.url or permalink(number), excerpt_of(row.answers_json)))
+                related.append(
+                    RelatedLink(
+                        format_number(number), publication.url or permalink(number), excerpt_of(row.answers_json)
+                    )
+                )
     comments = tuple(
         CommentView(
             signature=comment.signature,

@@ -20,7 +20,7 @@ import mailparser
 
 logger = logging.getLogger(__name__)
 
-_MSGID_RE = re.compile(r"<[^<>\s]+>")
+MSGID_RE = re.compile(r"<[^<>\s]+>")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def parse_message(raw: bytes) -> ParsedMail:
         html = _first_text(parsed.text_html)
         defects.extend(str(d) for d in (parsed.defects_categories or ()))
         attachments = len(parsed.attachments or ())
-    except Exception as exc:  # mail-parser fails on some broken MIME; the stdlib still reads it
+    except Exception as exc:  # noqa: BLE001 - mail-parser fails on some broken MIME; the stdlib still reads it
         logger.debug("mail-parser failed (%s); falling back to the standard library", exc)
         defects.append(f"mail-parser: {type(exc).__name__}")
         message = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -79,8 +79,8 @@ def parse_message(raw: bytes) -> ParsedMail:
         from_address=from_address,
         subject=_one_line(_decoded(message.get("Subject", ""))),
         message_id=_first_msgid(_decoded(message.get("Message-ID", ""))),
-        in_reply_to=tuple(_MSGID_RE.findall(_decoded(message.get("In-Reply-To", "")))),
-        references=tuple(_MSGID_RE.findall(_decoded(message.get("References", "")))),
+        in_reply_to=tuple(MSGID_RE.findall(_decoded(message.get("In-Reply-To", "")))),
+        references=tuple(MSGID_RE.findall(_decoded(message.get("References", "")))),
         headers=headers,
         text_plain=plain,
         text_html=html,
@@ -102,7 +102,7 @@ def _decoded(value: object) -> str:
     """A header value as text; RFC 2047 words decoded, undecodable bytes replaced."""
     try:
         text = str(make_header(decode_header(str(value))))
-    except Exception:  # unknown charsets, broken encoded words: keep the raw text
+    except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words: keep the raw text
         text = str(value)
     return text.replace("\x00", "")
 
@@ -112,8 +112,8 @@ def _one_line(text: str) -> str:
 
 
 def _first_msgid(value: str) -> str:
-    found = _MSGID_RE.search(value)
-    return found.group(0) if found else value.strip()[:998]
+    found = MSGID_RE.search(value)
+    return found.group(0) if found else " ".join(value.split())[:998]
 
 
 def _headers(message: Message) -> tuple[tuple[str, str], ...]:
@@ -123,23 +123,30 @@ def _headers(message: Message) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def _sender(message: Message) -> tuple[str, str]:
+    """The sender's name and address. The raw header is parsed first and only the name is
+    decoded afterwards: an RFC 2047 encoded word is never an address (RFC 2047 section 5),
+    so "=?utf-8?q?evil=40attacker?=" in a display name cannot choose who we reply to."""
     for header in ("From", "Sender", "Reply-To"):
-        raw = message.get_all(header) or []
+        values = [_FOLD.sub("", str(value)) for value in message.get_all(header) or []]
         try:
-            pairs = getaddresses([_decoded(v) for v in raw])
-        except Exception:  # a malformed address list reads as no address
+            pairs = getaddresses(values)
+        except Exception:  # noqa: BLE001 - a malformed address list reads as no address
             pairs = []
         for name, address in pairs:
-            if "@" in address:
-                return _one_line(name), address.strip().lower()
+            address = address.strip().lower()
+            if "@" in address and not any(ch.isspace() for ch in address):
+                return _one_line(_decoded(name)), address
     return "", ""
 
 
 def _content_types(message: Message) -> list[str]:
     try:
         return [part.get_content_type() for part in message.walk()]
-    except Exception:  # a broken tree still has a top-level type
+    except Exception:  # noqa: BLE001 - a broken tree still has a top-level type
         return [message.get_content_type()]
 
 
@@ -157,7 +164,7 @@ def _unflow_if_flowed(message: Message, text: str) -> str:
 def _safe_walk(message: Message) -> list[Message]:
     try:
         return list(message.walk())
-    except Exception:  # see _content_types
+    except Exception:  # noqa: BLE001 - see _content_types
         return [message]
 
 
@@ -173,8 +180,7 @@ def unflow(text: str, *, delsp: bool = False) -> str:
     for line in text.replace("\r\n", "\n").split("\n"):
         depth = len(line) - len(line.lstrip(">"))
         body = line[depth:]
-        if body.startswith(" "):
-            body = body[1:]  # space-stuffing
+        body = body.removeprefix(" ")  # space-stuffing
         if pending is not None and depth != pending_depth:
             out.append(">" * pending_depth + (" " if pending_depth else "") + pending)
             pending = None

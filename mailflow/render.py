@@ -73,4 +73,6 @@ _MENTION = re.compile(r"#(\d{5})\b")
 def link_mentions(text: str, base_url: str) -> Markup:
     """Escape `text`, then turn each "#00012" into a link to that interview's page."""
     escaped = str(escape(text))
-    return Markup(_MENTION.sub(lambda m: f'<a href="{escape(base_url)}interviews/{m.group(1)}/">#{m.group(1)}</a>', escaped))
+    return Markup(
+        _MENTION.sub(lambda m: f'<a href="{escape(base_url)}interviews/{m.group(1)}/">#{m.group(1)}</a>', escaped)
+    )

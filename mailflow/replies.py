@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-import secrets
 from email.utils import format_datetime, formataddr
-
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
 from mailflow.models import OutboxItem
-from mailflow.parsing import ParsedMail
+from mailflow.parsing import MSGID_RE, ParsedMail
 from mailflow.render import RenderedEmail
 from mailflow.states import now
 
@@ -39,8 +38,10 @@ def is_replyable_address(address: str) -> bool:
 
 def replies_today(session: Session, sender_hash: str) -> int:
     since = now() - timedelta(days=1)
-    query = select(func.count()).select_from(OutboxItem).where(
-        OutboxItem.sender_hash == sender_hash, OutboxItem.created_at >= since
+    query = (
+        select(func.count())
+        .select_from(OutboxItem)
+        .where(OutboxItem.sender_hash == sender_hash, OutboxItem.created_at >= since)
     )
     return int(session.exec(query).one())
 
@@ -70,7 +71,7 @@ def compose(
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
-    if answering and answering.message_id.startswith("<"):
+    if answering and MSGID_RE.fullmatch(answering.message_id):
         message["In-Reply-To"] = answering.message_id
         chain = [*answering.references[-MAX_REFERENCES:], answering.message_id]
         message["References"] = " ".join(dict.fromkeys(chain))

@@ -17,7 +17,7 @@ NAME_MARK = "[name removed]"
 
 _STRICT_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 _URL = re.compile(
-    r"(?:(?:https?://|www\.)|\b(?:linkedin|facebook|twitter|x|instagram|github)\.com/)[^\s<>]+?(?=[.,;:!?)\]]*(?:\s|$))",
+    r"(?:(?:https?://|www\.)|\b(?:linkedin|facebook|twitter|x|instagram|github)\.com/)[^\s<>]+?(?=[.,;:!?)\]]*(?:[\s<>]|$))",
     re.IGNORECASE,
 )
 # A phone number: seven or more digits in groups, optionally with a country code,
@@ -32,7 +32,10 @@ def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
     text = _URL.sub(LINK_MARK, text)
     text = _PHONE.sub(_phone_or_not, text)
     for name in _name_parts(sender_names):
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_MARK, text, flags=re.IGNORECASE)
+        # The full name in any case; a single part ("Will", "Hope") only as written, so that
+        # the words "will" and "hope" in an answer survive.
+        flags = re.IGNORECASE if " " in name else 0
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_MARK, text, flags=flags)
     return text
 
 

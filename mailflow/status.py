@@ -25,18 +25,29 @@ def collect_status(app: App) -> dict[str, Any]:
         for label, model in (("messages", InboundMessage), ("outgoing", OutboxItem), ("publications", Publication)):
             rows = session.exec(select(model.state, func.count()).group_by(model.state)).all()  # type: ignore[attr-defined]
             report[label] = dict(sorted((state, count) for state, count in rows))
-        report["failures"] = [
-            f"message {row.id}: {row.reason}"
-            for row in session.exec(
-                select(InboundMessage).where(InboundMessage.state == InboundState.FAILED).order_by(InboundMessage.id.desc()).limit(RECENT_FAILURES)  # type: ignore[attr-defined]
-            )
-        ] + [
-            f"email {row.id} ({row.kind}): {row.last_error}"
-            for row in session.exec(select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED).limit(RECENT_FAILURES))
-        ] + [
-            f"publication {row.id}: {row.last_error}"
-            for row in session.exec(select(Publication).where(Publication.state == PublicationState.FAILED).limit(RECENT_FAILURES))
-        ]
+        report["failures"] = (
+            [
+                f"message {row.id}: {row.reason}"
+                for row in session.exec(
+                    select(InboundMessage)
+                    .where(InboundMessage.state == InboundState.FAILED)
+                    .order_by(InboundMessage.id.desc())
+                    .limit(RECENT_FAILURES)  # type: ignore[attr-defined]
+                )
+            ]
+            + [
+                f"email {row.id} ({row.kind}): {row.last_error}"
+                for row in session.exec(
+                    select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED).limit(RECENT_FAILURES)
+                )
+            ]
+            + [
+                f"publication {row.id}: {row.last_error}"
+                for row in session.exec(
+                    select(Publication).where(Publication.state == PublicationState.FAILED).limit(RECENT_FAILURES)
+                )
+            ]
+        )
     report["waiting"] = {
         "messages to read": report["messages"].get(InboundState.RECEIVED.value, 0),
         "emails to send": report["outgoing"].get(OutboxState.QUEUED.value, 0),
@@ -57,7 +68,11 @@ def format_status(report: dict[str, Any]) -> str:
     waiting = ", ".join(f"{count} {what}" for what, count in report["waiting"].items() if count) or "nothing"
     lines.append(f"Waiting: {waiting}")
     last = report["last_pass"]
-    lines.append(f"Last pass: {last['finished_at'][:19].replace('T', ' ')} UTC ({last['summary']})" if last else "Last pass: never")
+    lines.append(
+        f"Last pass: {last['finished_at'][:19].replace('T', ' ')} UTC ({last['summary']})"
+        if last
+        else "Last pass: never"
+    )
     lines.append(f"Next digest: {report['next_digest']}")
     if report["failures"]:
         lines.append("Failures (run `mailflow doctor` for settings problems):")

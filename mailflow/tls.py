@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import shlex
 import socket
 import ssl
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailflow.config import Section
+from mailflow.config import Section, run_secret_command
 from mailflow.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -120,23 +118,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def run_secret_command(command: str, where: str) -> str:
-    """Run a password or token command and return its first output line; errors name `where`."""
-    try:
-        done = subprocess.run(
-            shlex.split(command), capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
-        )
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"{where} could not be run ({exc}).") from None
-    if done.returncode != 0:
-        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
-        raise ConfigError(f"{where} failed ({detail}).")
-    value = done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
-    if not value:
-        raise ConfigError(f"{where} printed nothing; it should print the secret on one line.")
-    return value
 
 
 def describe_connection_error(exc: BaseException, server: ServerSettings) -> str | None:

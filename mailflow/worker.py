@@ -23,18 +23,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import schedule
-from tqdm import tqdm
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
+from tqdm import tqdm
 
 from mailflow.app import App
 from mailflow.db import claim, insert_new, is_sqlite, run_lock, transaction
+from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import DeliveryError, PublishError, SourceError
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.notices import send_crossover_notices
 from mailflow.numbering import current_count
 from mailflow.outbox import OutgoingMail
-from mailflow.digest import is_digest_due, send_digest
-from mailflow.notices import send_crossover_notices
 from mailflow.pages import InterviewPage, interview_page, load_page
 from mailflow.privacy import purge_expired
 from mailflow.process import process_message
@@ -125,7 +125,9 @@ def pass_lock(app: App) -> AbstractContextManager[bool]:
 def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
     batch: list[dict[str, object]] = []
     for incoming in app.source.fetch():
-        row = InboundMessage(source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at)
+        row = InboundMessage(
+            source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at
+        )
         batch.append(row.model_dump(exclude={"id"}))
         if len(batch) >= FETCH_BATCH:
             report.fetched += _store(app, batch)

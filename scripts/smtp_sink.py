@@ -87,7 +87,7 @@ class Maildir:
         now = time.time()
         seconds = int(now)
         micros = int((now - seconds) * 1_000_000)
-        return f"{seconds}.M{micros}P{os.getpid()}Q{next(self._counter)}.{self._hostname}"
+        return f"{seconds}.M{micros:06d}P{os.getpid()}Q{next(self._counter)}.{self._hostname}"
 
     def store(self, content: bytes) -> str:
         """Write ``content`` to ``new/`` and return the file name."""
@@ -170,7 +170,12 @@ class SinkHandler:
         delay = self._hang_seconds()
         if delay > 0:
             log.info("%s: hanging %.1f s before answering DATA", session.peer, delay)
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                # aiosmtpd cancels the handler when the client disconnects.
+                log.info("%s: client went away while hanging; message dropped", session.peer)
+                raise
             if server.transport is None or server.transport.is_closing():
                 log.info("%s: client went away while hanging; message dropped", session.peer)
                 return REPLY_TRY_AGAIN

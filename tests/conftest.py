@@ -15,6 +15,8 @@ from mailflow.questions import load_questions
 from mailflow.sources.delivery import deliver_to_maildir
 from mailflow.testing import REPO, make_settings
 
+from databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
+
 QUESTIONS = load_questions(REPO / "questions.txt")
 
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import QUESTIONS, deliver, outbox_messages
-from fake_blogger import EXPIRED, FORBIDDEN, SERVER_ERROR, FakeBlogger, rate_limited
 from sqlmodel import Session, select
 from test_publishers_contract import make_page, publisher_env
 
@@ -21,6 +19,9 @@ from mailflow.models import Publication
 from mailflow.publishers.blogger import BloggerPublisher
 from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
+
+from conftest import QUESTIONS, deliver, outbox_messages
+from fake_blogger import EXPIRED, FORBIDDEN, SERVER_ERROR, FakeBlogger, rate_limited
 
 LABEL = "interview-00007"
 

@@ -19,7 +19,7 @@ says, per file, what the worker must make of it:
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -40,17 +40,17 @@ WITH_SCRUBBED = sorted(name for name in REPLIES if EXPECTED[name].get("scrubbed"
 WITH_SENDER = sorted(name for name, case in EXPECTED.items() if case.get("from_name"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def questions() -> tuple[str, ...]:
     return tuple(load_questions(QUESTIONS_FILE))
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed(name: str):
     return parse_message((MAIL_DIR / name).read_bytes())
 
 
-@lru_cache(maxsize=None)
+@cache
 def answers_of(name: str):
     return extract_answers(parsed(name), questions())
 

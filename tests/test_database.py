@@ -18,7 +18,6 @@ from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver
-from databases import database_url  # noqa: F401  (fixture)
 
 FULL = {n: f"Answer {n}." for n in range(1, 9)}
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from services import Services, require_services
 
 from mailflow.cli import main
 from mailflow.config import load_settings
 from mailflow.doctor import CHECKS, DoctorOptions, Finding, run_checks
 from mailflow.testing import make_settings
+
+from services import Services, require_services
 
 
 @pytest.fixture

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from services import Services, make_request, require_services
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, SourceError
 from mailflow.sources.imap import KEYWORDS, ImapSource, parse_key
+
+from services import Services, make_request, require_services
 
 pytestmark = pytest.mark.services
 

@@ -140,7 +140,7 @@ def test_second_pass_does_nothing_and_the_mailbox_is_filed(app: App) -> None:
 
 
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
-    import mailflow.interviews as interviews
+    from mailflow import interviews
 
     real = interviews.extract_answers
     calls = {"n": 0}
@@ -200,7 +200,7 @@ def test_bad_settings_give_a_plain_error_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_outgoing_reply_is_sent_once_even_if_recording_it_failed(app: App, monkeypatch) -> None:
-    import mailflow.worker as worker
+    from mailflow import worker
 
     deliver(app, make_reply(FULL, questions=QUESTIONS))
     real_transition = worker.transition

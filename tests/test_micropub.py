@@ -9,13 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_blogger import Reply
-from fake_micropub import GOOD_TOKEN, READ_ONLY_TOKEN, FakeMicropub, micropub_error
 from test_publishers_contract import make_page, publisher_env
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
 from mailflow.publishers.micropub import MicropubPublisher, MicropubSettings
+
+from fake_blogger import Reply
+from fake_micropub import GOOD_TOKEN, READ_ONLY_TOKEN, FakeMicropub, micropub_error
 
 SLUG = "interview-00007"
 

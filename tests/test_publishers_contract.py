@@ -18,10 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import wp_services
-from fake_blogger import FakeBlogger
-from fake_micropub import GOOD_TOKEN, FakeMicropub
-from wp_services import LosingTransport, WordPressSite
 
 from mailflow.config import Section
 from mailflow.errors import PublishError
@@ -32,6 +28,11 @@ from mailflow.publishers.micropub import MicropubPublisher
 from mailflow.publishers.static import StaticPublisher
 from mailflow.publishers.wordpress import WordPressPublisher
 from mailflow.render import Renderer, default_templates_dir
+
+import wp_services
+from fake_blogger import FakeBlogger
+from fake_micropub import GOOD_TOKEN, FakeMicropub
+from wp_services import LosingTransport, WordPressSite
 
 # The fixture, shared with test_wordpress.py (a test module cannot list pytest_plugins).
 wordpress = wp_services.wordpress

@@ -14,13 +14,14 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from services import Services, make_request, require_services, wait_until, wire_is_known
 from sqlmodel import Session, select
 
 from mailflow.app import App, build_app
 from mailflow.config import load_settings
 from mailflow.models import InboundMessage
 from mailflow.worker import run_pass
+
+from services import Services, make_request, require_services, wait_until, wire_is_known
 
 pytestmark = pytest.mark.services
 

@@ -11,7 +11,6 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from services import Services, require_services
 from sqlmodel import Session, select
 
 from mailflow.app import App, build_app
@@ -22,6 +21,8 @@ from mailflow.outbox import OutgoingMail
 from mailflow.outbox.smtp import SmtpOutbox
 from mailflow.states import now
 from mailflow.worker import PassReport, send_all
+
+from services import Services, require_services
 
 pytestmark = pytest.mark.services
 

@@ -11,12 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import wp_services
-from conftest import QUESTIONS as ALL_QUESTIONS
-from conftest import deliver, outbox_messages
 from sqlmodel import Session, select
 from test_publishers_contract import make_page, publisher_env, run_id
-from wp_services import WordPressSite
 
 from mailflow.app import build_app
 from mailflow.config import Section, load_settings
@@ -25,6 +21,11 @@ from mailflow.models import Publication
 from mailflow.publishers.wordpress import WordPressPublisher, WordPressSettings
 from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
+
+import wp_services
+from conftest import QUESTIONS as ALL_QUESTIONS
+from conftest import deliver, outbox_messages
+from wp_services import WordPressSite
 
 pytestmark = pytest.mark.services
 

@@ -1,6 +1,6 @@
 """Where outgoing mail goes: the Outbox protocol and the registry of backends.
 
-    [outgoing] backend = maildir | smtp
+[outgoing] backend = maildir | smtp
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from mailflow.publishers.http import (
     json_body,
     make_client,
     publish_error,
-    secret,
     send,
     short_reason,
     split_names,
@@ -62,8 +61,8 @@ class BloggerSettings:
         return cls(
             blog_id=section.text("blog_id"),
             client_id=section.text("client_id"),
-            client_secret=secret(section, "client_secret"),
-            refresh_token=secret(section, "refresh_token"),
+            client_secret=section.secret("client_secret"),
+            refresh_token=section.secret("refresh_token"),
             token_url=section.text("token_url", "https://oauth2.googleapis.com/token"),
             api_url=section.text("api_url", "https://www.googleapis.com/blogger/v3").rstrip("/"),
             labels=split_names(section, "labels"),
@@ -110,8 +109,9 @@ class BloggerPublisher:
             if remember is not None:
                 remember(post["id"])
         else:
-            post = self._ok(self._api("PUT", f"posts/{existing['id']}", json={**body, "id": existing["id"]}),
-                            "update the post")
+            post = self._ok(
+                self._api("PUT", f"posts/{existing['id']}", json={**body, "id": existing["id"]}), "update the post"
+            )
         if not self.settings.review and post.get("status") != "LIVE":
             post = self._ok(self._api("POST", f"posts/{post['id']}/publish"), "publish the post")
         logger.info("interview %s: Blogger post %s (%s)", page.number_text, post["id"], post.get("status"))
@@ -135,8 +135,13 @@ class BloggerPublisher:
 
     def check(self) -> list[str]:
         """For `mailflow doctor`: refresh the access token and read the blog (blogs.get)."""
-        response = send(self.client, BLOG, "GET", f"{self.settings.api_url}/blogs/{self.settings.blog_id}",
-                        headers={"Authorization": f"Bearer {self._access_token(True)}"})
+        response = send(
+            self.client,
+            BLOG,
+            "GET",
+            f"{self.settings.api_url}/blogs/{self.settings.blog_id}",
+            headers={"Authorization": f"Bearer {self._access_token(True)}"},
+        )
         blog = self._ok(response, "read the blog")
         return [
             "Google gave an access token for [blog] refresh_token",

@@ -8,8 +8,6 @@ responses go back to the backend, which names the setting to fix.
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,24 +93,6 @@ def json_body(response: httpx.Response, blog: str, setting: str) -> Any:
             f"not JSON (HTTP {response.status_code}); check {setting}.",
             permanent=True,
         ) from None
-
-
-def secret(section: Section, key: str) -> str:
-    """`key` itself, or the first line printed by `key_command` (a password manager, say)."""
-    command = section.optional(f"{key}_command")
-    if command is None:
-        return section.text(key)
-    try:
-        result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"{section.where(key + '_command')} could not be run: {exc}") from None
-    value = result.stdout.strip().splitlines()[0].strip() if result.stdout.strip() else ""
-    if result.returncode != 0 or not value:
-        raise ConfigError(
-            f"{section.where(key + '_command')} printed nothing or failed (exit {result.returncode}); "
-            f"it must print the {key.replace('_', ' ')} on its first line."
-        )
-    return value
 
 
 def split_names(section: Section, key: str) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
 from mailflow.pages import InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
-from mailflow.publishers.http import PostNaming, make_client, publish_error, secret, send, short_reason, split_names
+from mailflow.publishers.http import PostNaming, make_client, publish_error, send, short_reason, split_names
 from mailflow.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class MicropubSettings:
             )
         return cls(
             endpoint=section.text("endpoint"),
-            token=secret(section, "token"),
+            token=section.secret("token"),
             post_url=post_url,
             form=section.choice("format", ("json", "form"), "json") == "form",
             categories=split_names(section, "categories"),
@@ -142,8 +142,13 @@ class MicropubPublisher:
         location = str(response.url.join(location))
         expected = self.settings.post_url.format(slug=slug)
         if location != expected:
-            logger.warning("interview %s: the server put the post at %s, not at [blog] post_url %s; fix post_url "
-                           "or a retry after a lost answer could post twice", page.number_text, location, expected)
+            logger.warning(
+                "interview %s: the server put the post at %s, not at [blog] post_url %s; fix post_url "
+                "or a retry after a lost answer could post twice",
+                page.number_text,
+                location,
+                expected,
+            )
         return location
 
     def _update(self, url: str, page: InterviewPage, html: str) -> bool:
@@ -197,7 +202,9 @@ class MicropubPublisher:
                 permanent=True,
             )
         if status in (401, 403):
-            return publish_error(f"{BLOG} refused [blog] token ({error or status}{reason}): check [blog] token.",
-                                 permanent=True)
-        return publish_error(f"{BLOG} would not {doing} (HTTP {status}{reason}): check [blog] endpoint.",
-                             permanent=True)
+            return publish_error(
+                f"{BLOG} refused [blog] token ({error or status}{reason}): check [blog] token.", permanent=True
+            )
+        return publish_error(
+            f"{BLOG} would not {doing} (HTTP {status}{reason}): check [blog] endpoint.", permanent=True
+        )

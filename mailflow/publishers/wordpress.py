@@ -28,7 +28,6 @@ from mailflow.publishers.http import (
     json_body,
     make_client,
     publish_error,
-    secret,
     send,
     short_reason,
     split_names,
@@ -65,7 +64,7 @@ class WordPressSettings:
             url=url,
             api_url=section.text("api_url", url + "wp-json/"),
             username=section.text("username"),
-            application_password=secret(section, "application_password"),
+            application_password=section.secret("application_password"),
             categories=split_names(section, "categories"),
             tags=split_names(section, "tags"),
             naming=PostNaming.from_section(section),
@@ -83,7 +82,9 @@ class WordPressPublisher:
     _term_ids: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
-    def from_section(cls, section: Section, env: PublisherEnv, client: httpx.Client | None = None) -> WordPressPublisher:
+    def from_section(
+        cls, section: Section, env: PublisherEnv, client: httpx.Client | None = None
+    ) -> WordPressPublisher:
         return cls(WordPressSettings.from_section(section), env.renderer, env.site, make_client(section, client))
 
     def permalink(self, number: int) -> str:
@@ -253,4 +254,3 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-

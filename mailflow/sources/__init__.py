@@ -1,6 +1,6 @@
 """Where incoming mail comes from: the Source protocol and the registry of backends.
 
-    [incoming] backend = maildir | imap
+[incoming] backend = maildir | imap
 """
 
 from __future__ import annotations
