@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from scipy.sparse import csr_matrix, vstack
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sqlmodel import Session, select
 
 from mailflow.models import CrossLink, Interview, Publication
 from mailflow.states import PublicationState
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class CrossoverIndex:
         self._numbers: list[int] = []
         self._texts: list[str] = []
         self._matrix: csr_matrix | None = None
-        self._vectorizer: TfidfVectorizer | None = None
+        self._vectorizer: Any = None  # a fitted TfidfVectorizer
         self._fitted_size = 0
         for number, text in documents:
             self._numbers.append(number)
@@ -60,6 +61,9 @@ class CrossoverIndex:
         return len(self._numbers)
 
     def _refit(self) -> None:
+        # scikit-learn takes a second or two to import: only a pass that numbers pays for it.
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         if not self._texts:
             return
         self._vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, strip_accents="unicode")
@@ -80,6 +84,8 @@ class CrossoverIndex:
         if self._vectorizer is None or len(self._texts) > self._fitted_size * (1 + REFIT_GROWTH):
             self._refit()
         else:
+            from scipy.sparse import vstack
+
             self._matrix = vstack([self._matrix, self._vectorizer.transform([text])], format="csr")
 
     def remove(self, number: int) -> None:
@@ -92,6 +98,8 @@ class CrossoverIndex:
         """The numbers of the closest interviews to `text`, best first, never `number` itself."""
         if self._vectorizer is None or self._matrix is None:
             return []
+        import numpy as np
+
         query = self._vectorizer.transform([text])
         scores = (self._matrix @ query.T).toarray().ravel()
         order = np.argsort(-scores)
