@@ -238,13 +238,13 @@ def unlink(ctx: click.Context, first: int, second: int) -> None:
 def digest(ctx: click.Context, send: bool) -> None:
     """Show the host's digest of what happened since the last one (--send: email it now)."""
     from mailflow.digest import collect, last_digest, send_digest
-    from mailflow.worker import PassReport, send_all
+    from mailflow.sending import send_all
 
     app = _app(ctx)
     try:
         if send:
             send_digest(app, force=True)
-            send_all(app, PassReport(), lambda: False)
+            send_all(app)
             click.echo(f"Digest sent to {app.settings.core.host_address}.")
             return
         with transaction(app.engine) as session:

@@ -16,10 +16,12 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mailflow.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_CONFIG = "settings.ini"
 CONFIG_ENV = "MAILFLOW_CONFIG"
@@ -128,6 +130,14 @@ def warn_if_readable_by_others(path: Path | None, where: str) -> None:
             where,
             path,
         )
+
+
+def choose_backend(section: Section, registry: Mapping[str, T], default: str) -> T:
+    """The registered backend named by `backend` in this section; an unknown name lists the known ones."""
+    name = section.text("backend", default).lower()
+    if name not in registry:
+        raise ConfigError(f"{section.where('backend')} = {name!r} is not known; use one of: {', '.join(registry)}.")
+    return registry[name]
 
 
 def resolve_path(base_dir: Path, value: str) -> Path:

@@ -20,30 +20,27 @@ from collections import Counter as Tally
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import schedule
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, select
+from sqlmodel import select
 from tqdm import tqdm
 
 from mailflow.app import App
 from mailflow.db import claim, insert_new, is_sqlite, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
-from mailflow.errors import DeliveryError, PublishError, SourceError
-from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.errors import SourceError
+from mailflow.models import InboundMessage
 from mailflow.notices import send_crossover_notices
-from mailflow.numbering import current_count
-from mailflow.outbox import OutgoingMail
-from mailflow.pages import InterviewPage, interview_page, load_page
 from mailflow.privacy import purge_expired
 from mailflow.process import process_message
-from mailflow.states import FilingState, InboundState, OutboxState, PublicationState, now, transition
+from mailflow.publishing import publish_all
+from mailflow.sending import send_all
+from mailflow.states import FilingState, InboundState, now, transition
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
-PUBLISH_LEASE = timedelta(minutes=5)
 PROGRESS_FROM = 200
 FETCH_BATCH = 100
 StopCheck = Callable[[], bool]
@@ -72,11 +69,6 @@ class PassReport:
         )
 
 
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4 ... minutes, capped at six hours."""
-    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
-
-
 def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
     """One full pass; returns what it did. Steps in order, each safe to interrupt."""
     report = PassReport()
@@ -92,9 +84,8 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
         app.forget_crossovers()  # rebuilt from the database when first needed
         process_all(app, report, should_stop)
         queue_scheduled_mail(app)
-        send_all(app, report, should_stop)
-        withdraw_all(app, report)
-        publish_all(app, report, should_stop)
+        report.sent, report.send_failures = send_all(app, should_stop)
+        report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
         file_all(app, report)
         purge_expired(app)
         record_pass(app, report)
@@ -188,180 +179,6 @@ def queue_scheduled_mail(app: App) -> None:
     send_crossover_notices(app)
 
 
-def send_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
-    with transaction(app.engine) as session:
-        due = session.exec(
-            select(OutboxItem.id)
-            .where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.next_attempt_at <= now())  # type: ignore[arg-type]
-            .order_by(OutboxItem.id)  # type: ignore[arg-type]
-        ).all()
-    try:
-        for item_id in due:
-            if should_stop():
-                return
-            if send_one(app, item_id):
-                report.sent += 1
-            else:
-                report.send_failures += 1
-    finally:
-        app.outbox.close()
-
-
-def send_one(app: App, item_id: int) -> bool:
-    """Send one queued email; on failure record the error and when to try again.
-
-    The row stays locked while it is handed over, so two workers never send it twice; a
-    crash before it is marked sent leaves it queued, and it goes again with the same bytes.
-    """
-    with transaction(app.engine) as session:
-        item = claim(session, OutboxItem, item_id, OutboxItem.state == OutboxState.QUEUED)
-        if item is None:
-            return True
-        mail = OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
-        error, permanent = "", False
-        try:
-            app.outbox.send(mail)
-        except DeliveryError as exc:
-            error, permanent = str(exc), exc.permanent
-        except Exception as exc:
-            logger.exception("outbox %s: unexpected error", item_id)
-            error = f"{type(exc).__name__}: {exc}"
-        if not error:
-            transition(item, OutboxState.SENT)
-            return True
-        _record_failure(item, error, permanent)
-        logger.warning("outbox %s: not sent (%s)", item_id, error)
-    return False
-
-
-def publish_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
-    with transaction(app.engine) as session:
-        due = session.exec(
-            select(Publication.id)
-            .where(Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now())  # type: ignore[arg-type]
-            .order_by(Publication.id)  # type: ignore[arg-type]
-        ).all()
-    for publication_id in due:
-        if should_stop():
-            break
-        if publish_one(app, publication_id):
-            report.published += 1
-        else:
-            report.publish_failures += 1
-    if report.published or report.withdrawn:
-        refresh_listing(app)
-
-
-def publish_one(app: App, publication_id: int) -> bool:
-    """Publish one queued interview; on failure record the error and when to try again
-    (not before the blog's own Retry-After)."""
-    with transaction(app.engine) as session:
-        publication = claim(
-            session, Publication, publication_id,
-            Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
-        )  # fmt: skip
-        if publication is None:
-            return True
-        # A lease, so that another worker does not publish it at the same time; if this one
-        # dies, the lease runs out and the page is tried again (the blog is asked first).
-        publication.next_attempt_at = now() + (timedelta(0) if is_sqlite(app.engine) else PUBLISH_LEASE)
-        interview = session.get(Interview, publication.interview_id)
-        assert interview is not None
-        page = _page(app, session, interview, publication.url)
-        remote_id = publication.remote_id
-
-    def remember(new_remote_id: str) -> None:
-        """Commit the blog's id the moment it exists: a crash before the end of publish
-        then resumes with an update of that post, never a second one."""
-        with transaction(app.engine) as session:
-            row = session.get(Publication, publication_id)
-            if row is not None and row.remote_id != new_remote_id:
-                row.remote_id = new_remote_id
-
-    error, permanent, retry_after = "", False, None
-    try:
-        placement = app.publisher.publish(page, remote_id, remember)
-    except PublishError as exc:
-        error, permanent, retry_after = str(exc), exc.permanent, getattr(exc, "retry_after", None)
-    except Exception as exc:
-        logger.exception("publication %s: unexpected error", publication_id)
-        error = f"{type(exc).__name__}: {exc}"
-    with transaction(app.engine) as session:
-        publication = session.get(Publication, publication_id)
-        assert publication is not None
-        if not error:
-            publication.remote_id, publication.url = placement.remote_id, placement.url
-            transition(publication, PublicationState.PUBLISHED)
-            return True
-        _record_failure(publication, error, permanent)
-        if retry_after and publication.state == PublicationState.QUEUED:
-            publication.next_attempt_at = max(publication.next_attempt_at, now() + timedelta(seconds=retry_after))
-        logger.warning("publication %s: not published (%s)", publication_id, error)
-    return False
-
-
-def refresh_listing(app: App) -> None:
-    with transaction(app.engine) as session:
-        rows = session.exec(
-            select(Interview, Publication)
-            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Publication.state == PublicationState.PUBLISHED)
-            .order_by(Interview.number.desc())  # type: ignore[attr-defined]
-        ).all()
-        total = current_count(session)
-    pages = [
-        interview_page(interview.number, interview.answers_json, interview.submitted_on, app.site.name,
-                       publication.url or app.publisher.permalink(interview.number))
-        for interview, publication in rows
-    ]  # fmt: skip
-    app.publisher.refresh_listing(pages, total)
-
-
-def _page(app: App, session: Session, interview: Interview, url: str) -> InterviewPage:
-    return load_page(
-        session,
-        interview,
-        site_name=app.site.name,
-        url=url,
-        permalink=app.publisher.permalink,
-        comment_address=app.settings.core.from_address,
-    )
-
-
-def withdraw_all(app: App, report: PassReport) -> None:
-    """Take down the pages whose interviews were withdrawn; the listing is refreshed after."""
-    with transaction(app.engine) as session:
-        due = session.exec(
-            select(Publication.id).where(Publication.state == PublicationState.WITHDRAWAL_QUEUED)  # type: ignore[arg-type]
-        ).all()
-    for publication_id in due:
-        with transaction(app.engine) as session:
-            publication = session.get(Publication, publication_id)
-            if publication is None or publication.state != PublicationState.WITHDRAWAL_QUEUED:
-                continue
-            remote_id = publication.remote_id
-        error, permanent = "", False
-        try:
-            if remote_id:
-                app.publisher.unpublish(remote_id)
-        except PublishError as exc:
-            error, permanent = str(exc), exc.permanent
-        except Exception as exc:
-            logger.exception("publication %s: unexpected error while withdrawing", publication_id)
-            error = f"{type(exc).__name__}: {exc}"
-        with transaction(app.engine) as session:
-            publication = session.get(Publication, publication_id)
-            assert publication is not None
-            if error:
-                publication.attempts += 1
-                publication.last_error = error
-                if permanent or publication.attempts >= MAX_ATTEMPTS:
-                    transition(publication, PublicationState.FAILED, reason=error)
-                continue
-            transition(publication, PublicationState.WITHDRAWN)
-            report.withdrawn += 1
-
-
 def file_all(app: App, report: PassReport) -> None:
     with transaction(app.engine) as session:
         waiting = session.exec(
@@ -380,16 +197,6 @@ def file_all(app: App, report: PassReport) -> None:
             if inbound is not None and inbound.filing == FilingState.WAITING:
                 transition(inbound, FilingState.FILED, field="filing")
                 report.filed += 1
-
-
-def _record_failure(row: OutboxItem | Publication, error: str, permanent: bool) -> None:
-    row.attempts += 1
-    row.last_error = error
-    if permanent or row.attempts >= MAX_ATTEMPTS:
-        transition(row, OutboxState.FAILED if isinstance(row, OutboxItem) else PublicationState.FAILED, reason=error)
-    else:
-        row.next_attempt_at = now() + backoff(row.attempts)
-        row.updated_at = now()
 
 
 def run_forever(app: App, poll_seconds: int) -> None:

@@ -200,22 +200,22 @@ def test_bad_settings_give_a_plain_error_naming_the_key(tmp_path: Path) -> None:
 
 
 def test_outgoing_reply_is_sent_once_even_if_recording_it_failed(app: App, monkeypatch) -> None:
-    from mailflow import worker
+    from mailflow import sending
 
     deliver(app, make_reply(FULL, questions=QUESTIONS))
-    real_transition = worker.transition
+    real_transition = sending.transition
 
     def crash_on_sent(row, new, **kwargs):  # type: ignore[no-untyped-def]
         if new == "sent":
             raise KeyboardInterrupt("killed between send and mark-sent")
         return real_transition(row, new, **kwargs)
 
-    monkeypatch.setattr(worker, "transition", crash_on_sent)
+    monkeypatch.setattr(sending, "transition", crash_on_sent)
     try:
         run_pass(app)
     except KeyboardInterrupt:
         pass
-    monkeypatch.setattr(worker, "transition", real_transition)
+    monkeypatch.setattr(sending, "transition", real_transition)
     run_pass(app)
     messages = outbox_messages(app)
     assert len(messages) == 1

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailflow.config import Section
-from mailflow.errors import ConfigError
+from mailflow.config import Section, choose_backend
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,4 @@ BACKENDS: dict[str, OutboxFactory] = {"maildir": _maildir, "smtp": _smtp}
 
 
 def make_outbox(section: Section) -> Outbox:
-    name = section.text("backend", "maildir").lower()
-    factory = BACKENDS.get(name)
-    if factory is None:
-        raise ConfigError(f"[outgoing] backend = {name!r} is not known; use one of: {', '.join(BACKENDS)}.")
-    return factory(section)
+    return choose_backend(section, BACKENDS, "maildir")(section)

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailflow.config import Section
-from mailflow.errors import ConfigError
+from mailflow.config import Section, choose_backend
 from mailflow.pages import InterviewPage, SiteInfo
 from mailflow.render import Renderer
 
@@ -102,8 +101,4 @@ BACKENDS: dict[str, PublisherFactory] = {
 
 
 def make_publisher(section: Section, env: PublisherEnv) -> Publisher:
-    name = section.text("backend", "static").lower()
-    factory = BACKENDS.get(name)
-    if factory is None:
-        raise ConfigError(f"[blog] backend = {name!r} is not known; use one of: {', '.join(BACKENDS)}.")
-    return factory(section, env)
+    return choose_backend(section, BACKENDS, "static")(section, env)

@@ -26,6 +26,7 @@ from mailflow.pages import InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.publishers.http import (
     PostNaming,
+    existing_post,
     json_body,
     make_client,
     publish_error,
@@ -92,11 +93,7 @@ class BloggerPublisher:
     def publish(self, page: InterviewPage, remote_id: str, remember: Remember | None = None) -> Placement:
         """See `Publisher.publish`."""
         label = self.settings.naming.slug(page.number)
-        existing = self._get(remote_id) if remote_id else None
-        if existing is None:
-            existing = self._find(label)
-            if existing is not None and remember is not None:
-                remember(existing["id"])
+        existing = existing_post(remote_id, label, self._get, self._find, remember)
         body = {
             "kind": "blogger#post",
             "blog": {"id": self.settings.blog_id},

@@ -8,7 +8,7 @@ responses go back to the backend, which names the setting to fix.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +18,7 @@ import httpx
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
+from mailflow.publishers import Remember
 
 DEFAULT_TIMEOUT = 30.0
 MAX_RETRY_AFTER = 6 * 3600.0
@@ -129,3 +130,23 @@ def make_client(section: Section, client: httpx.Client | None) -> httpx.Client:
         return client
     timeout = section.number("timeout", DEFAULT_TIMEOUT)
     return httpx.Client(timeout=httpx.Timeout(timeout), headers={"User-Agent": "mailflow"}, follow_redirects=False)
+
+
+Post = dict[str, Any]
+
+
+def existing_post(
+    remote_id: str,
+    key: str,
+    get: Callable[[str], Post | None],
+    find: Callable[[str], Post | None],
+    remember: Remember | None,
+) -> Post | None:
+    """The post this interview already has: by the stored id, else by its slug or label (a
+    retry after a lost answer). One found by key is remembered at once."""
+    existing = get(remote_id) if remote_id else None
+    if existing is None:
+        existing = find(key)
+        if existing is not None and remember is not None:
+            remember(str(existing["id"]))
+    return existing

@@ -25,6 +25,7 @@ from mailflow.pages import InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.publishers.http import (
     PostNaming,
+    existing_post,
     json_body,
     make_client,
     publish_error,
@@ -94,11 +95,7 @@ class WordPressPublisher:
     def publish(self, page: InterviewPage, remote_id: str, remember: Remember | None = None) -> Placement:
         """See `Publisher.publish`."""
         slug = self.settings.naming.slug(page.number)
-        existing = self._get(remote_id) if remote_id else None
-        if existing is None:
-            existing = self._find(slug)
-            if existing is not None and remember is not None:
-                remember(str(existing["id"]))
+        existing = existing_post(remote_id, slug, self._get, self._find, remember)
         fields = self._fields(page, slug)
         if existing is None:
             fields["status"] = "pending" if self.settings.review else "publish"

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from mailflow.config import Section
-from mailflow.errors import ConfigError
+from mailflow.config import Section, choose_backend
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,4 @@ BACKENDS: dict[str, SourceFactory] = {"maildir": _maildir, "imap": _imap}
 
 
 def make_source(section: Section) -> Source:
-    name = section.text("backend", "maildir").lower()
-    factory = BACKENDS.get(name)
-    if factory is None:
-        raise ConfigError(f"[incoming] backend = {name!r} is not known; use one of: {', '.join(BACKENDS)}.")
-    return factory(section)
+    return choose_backend(section, BACKENDS, "maildir")(section)
