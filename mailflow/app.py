@@ -40,6 +40,7 @@ class App:
     site: SiteInfo
     context: Context
     _crossovers: CrossoverIndex | None = None
+    listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
     def crossovers(self, session: Session) -> CrossoverIndex:
         """The cross-over index, built on first use in a pass and kept up to date by numbering."""

@@ -35,8 +35,11 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
             published += 1
         else:
             failed += 1
-    if published or withdrawn:
-        refresh_listing(app)
+    if published or withdrawn or app.listing_stale:
+        outcome = attempt(lambda: refresh_listing(app), "listing")
+        app.listing_stale = isinstance(outcome, Failure)
+        if isinstance(outcome, Failure):
+            logger.warning("the index and feed were not refreshed (%s); trying again next pass", outcome.error)
     return published, failed, withdrawn
 
 

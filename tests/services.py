@@ -7,7 +7,6 @@ CI must never pass by skipping the real servers.
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -18,13 +17,12 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any
 
-import pytest
 from imapclient import IMAPClient
 
+from service_env import service_env, unavailable
+
 ROOT = Path(__file__).resolve().parent.parent
-ENV_FILE = ROOT / "var" / "services" / "env"
 PASSWORDS = {"jobs": "jobs-password", "host": "host-password", "seeker": "seeker-password"}
 
 
@@ -122,18 +120,6 @@ class Services:
         return path
 
 
-def _read_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key.startswith("MAILFLOW_TEST_")}
-    if "MAILFLOW_TEST_IMAP_PORT" in env or not ENV_FILE.is_file():
-        return env
-    for line in ENV_FILE.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("export ") and "=" in line:
-            key, _, value = line.removeprefix("export ").partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
-
-
 def _answers(host: str, port: str) -> bool:
     try:
         with socket.create_connection((host, int(port)), timeout=2):
@@ -143,33 +129,15 @@ def _answers(host: str, port: str) -> bool:
 
 
 def require_services() -> Services:
-    env = _read_env()
+    env = service_env()
     missing = [
         name
         for name in ("IMAP_PORT", "IMAPS_PORT", "SMTP_PORT", "SMTPS_PORT")
         if not _answers(env.get("MAILFLOW_TEST_IMAP_HOST", "127.0.0.1"), env.get(f"MAILFLOW_TEST_{name}", ""))
     ]
     if missing:
-        reason = f"real mail servers not running ({', '.join(missing)} not answering): run scripts/test-services start"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"real mail servers not running ({', '.join(missing)} not answering)")
     return Services(env)
-
-
-def wire_is_known(app: Any) -> None:
-    """What mailflow/app.py should do for an IMAP source (see the proposed change): tell it
-    which Message-IDs are stored, for re-scans after a UIDVALIDITY change."""
-    from sqlmodel import Session, select
-
-    from mailflow.models import InboundMessage
-
-    def is_known(message_id: str) -> bool:
-        with Session(app.engine) as session:
-            query = select(InboundMessage.id).where(InboundMessage.message_id == message_id)
-            return session.exec(query.limit(1)).first() is not None
-
-    app.source.is_known = is_known
 
 
 def make_request(

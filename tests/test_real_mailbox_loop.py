@@ -21,7 +21,7 @@ from mailflow.config import load_settings
 from mailflow.models import InboundMessage
 from mailflow.worker import run_pass
 
-from services import Services, make_request, require_services, wait_until, wire_is_known
+from services import Services, make_request, require_services, wait_until
 
 pytestmark = pytest.mark.services
 
@@ -47,7 +47,6 @@ def build(services: Services, tmp_path: Path, folder: str, **incoming: str) -> A
         outgoing={},
     )
     app = build_app(load_settings(path))
-    wire_is_known(app)
     return app
 
 

@@ -8,19 +8,16 @@ are skipped with the reason, except under CI=true, where a missing WordPress is 
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NoReturn
 
 import httpx
 import pytest
 
-ENV_FILE = Path(__file__).resolve().parent.parent / "var" / "services" / "env"
+from service_env import service_env, unavailable
+
 KEYS = ("MAILFLOW_TEST_WP_URL", "MAILFLOW_TEST_WP_USER", "MAILFLOW_TEST_WP_APP_PASSWORD")
 
 
@@ -39,28 +36,11 @@ class WordPressSite:
         return httpx.Client(auth=(self.user, self.app_password), timeout=10)
 
 
-def _from_env_file() -> dict[str, str]:
-    values: dict[str, str] = {}
-    if ENV_FILE.is_file():
-        for line in ENV_FILE.read_text().splitlines():
-            match = re.match(r"\s*export\s+(MAILFLOW_TEST_WP_\w+)=(.*)$", line)
-            if match:
-                values[match.group(1)] = (shlex.split(match.group(2)) or [""])[0]
-    return values
-
-
 _verdict: list[str] = []  # why WordPress was found missing, once per session
 
 
-def _unavailable(reason: str) -> NoReturn:
-    message = f"WordPress tests need scripts/test-services start: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _site() -> WordPressSite | None:
-    values = {**_from_env_file(), **{key: os.environ[key] for key in KEYS if os.environ.get(key)}}
+    values = service_env()
     if any(not values.get(key) for key in KEYS):
         return None
     url = values["MAILFLOW_TEST_WP_URL"]
@@ -73,8 +53,8 @@ def wordpress() -> WordPressSite:
     """Read afresh for each test and checked by logging in: every `scripts/test-services start`
     reinstalls WordPress with a new application password, and another session may run it."""
     if _verdict:  # gave up once in this session: do not wait again for every test
-        _unavailable(_verdict[0])
-    problem = f"MAILFLOW_TEST_WP_URL, _USER and _APP_PASSWORD are not set and not in {ENV_FILE}"
+        unavailable(_verdict[0])
+    problem = "MAILFLOW_TEST_WP_URL, _USER and _APP_PASSWORD are not set"
     deadline = time.monotonic() + 10
     while True:
         site = _site()
@@ -89,7 +69,7 @@ def wordpress() -> WordPressSite:
                 problem = f"no WordPress answering at {site.url} ({exc})"
         if time.monotonic() > deadline:
             _verdict.append(problem)
-            _unavailable(problem)
+            unavailable(problem)
         time.sleep(1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,11 @@ class StaticPublisher:
     def _write(self, target: Path, text: str) -> None:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.tmp")
-            temporary.write_text(text, encoding="utf-8")
+            # A temporary name of its own, so that two workers writing the index never collide.
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.chmod(temporary, 0o644)
             os.replace(temporary, target)
         except OSError as exc:
             raise PublishError(f"Cannot write the site page {target}: {exc.strerror}. Check [blog] path.") from exc
