@@ -40,6 +40,7 @@ class App:
     site: SiteInfo
     context: Context
     _crossovers: CrossoverIndex | None = None
+    follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
     def crossovers(self, session: Session) -> CrossoverIndex:
@@ -109,6 +110,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
             max_message_bytes=core.max_message_bytes,
         ),
     )
+    app.follow_up = settings.blog.flag("follow_up", True)
     if hasattr(app.source, "is_known"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
         app.source.is_known = lambda message_id: _has_message_id(engine, message_id)
     app.boilerplate = tuple(app.renderer.email("questionnaire", **app.email_context()).text.splitlines())

@@ -159,6 +159,7 @@ class CoreSettings:
     questionnaire_interval_hours: int
     max_replies_per_day: int
     max_message_bytes: int
+    max_answer_chars: int
     log_level: str
     authserv_id: str
     review: bool
@@ -242,6 +243,7 @@ def _core_settings(section: Section) -> CoreSettings:
         questionnaire_interval_hours=section.integer("questionnaire_interval_hours", 24),
         max_replies_per_day=section.integer("max_replies_per_day", 5),
         max_message_bytes=section.integer("max_message_bytes", 10 * 1024 * 1024),
+        max_answer_chars=section.integer("max_answer_chars", 5000),
         log_level=section.text("log_level", "INFO").upper(),
         authserv_id=section.text("authserv_id", "").lower(),
         review=section.flag("review", False),

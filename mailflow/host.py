@@ -19,8 +19,8 @@ from mailflow.conversations import take_down
 from mailflow.crossovers import refresh_related
 from mailflow.interviews import requeue_publication
 from mailflow.models import Comment, CrossLink, InboundMessage, Interview, Publication
-from mailflow.parsing import ParsedMail, parse_message
-from mailflow.replies import send_email
+from mailflow.parsing import ParsedMail
+from mailflow.replies import send_email, tell_author
 from mailflow.states import CommentState, Decision, InboundState, PublicationState, transition
 
 _LINE = re.compile(
@@ -41,7 +41,7 @@ def approve(session: Session, app: App, number: int) -> CommandResult:
     if publication.state != PublicationState.AWAITING_REVIEW:
         return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
     transition(publication, PublicationState.QUEUED, reason="approved")
-    _tell_author(session, app, interview, "published_after_review")
+    tell_author(session, app, interview, "published_after_review", app.publisher.permalink(interview.number))
     return CommandResult(True, f"Interview {number:05d} approved: it goes up on the next pass.")
 
 
@@ -132,17 +132,3 @@ def handle_host_message(session: Session, app: App, inbound: InboundMessage, mai
 def _interview(session: Session, number: int) -> tuple[Interview | None, Publication | None]:
     row = session.exec(select(Interview, Publication).join(Publication).where(Interview.number == number)).first()  # type: ignore[arg-type]
     return (row[0], row[1]) if row else (None, None)
-
-
-def _tell_author(session: Session, app: App, interview: Interview, kind: str) -> None:
-    """The job-seeker hears when their interview goes up; their address is read from their own
-    message, kept only for the retention period (see privacy.py)."""
-    inbound = session.get(InboundMessage, interview.inbound_id)
-    if inbound is None or not inbound.raw:
-        return
-    mail = parse_message(inbound.raw)
-    send_email(
-        session, app, kind=kind, recipient=mail.from_address,
-        extra={"number": interview.number, "page_url": app.publisher.permalink(interview.number)},
-        sender_hash=interview.sender_hash, inbound_id=inbound.id, answering=mail,
-    )  # fmt: skip

@@ -26,13 +26,16 @@ logger = logging.getLogger(__name__)
 def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
     answers = extract_answers(mail, app.questions, app.boilerplate)
     found = {n: scrub_answer(text, [mail.from_name]) for n, text in answers.found.items()}
+    limit = app.settings.core.max_answer_chars
+    shortened = sorted(n for n, text in found.items() if len(text) > limit)
+    found = {n: shorten(text, limit) for n, text in found.items()}
     draft = session.get(Draft, inbound.sender_hash)
     if found and draft is not None:
         found = {**{int(n): a for n, a in json.loads(draft.answers_json).items()}, **found}
     if len(found) >= app.min_answers:
         if draft is not None:
             session.delete(draft)
-        return _number(session, app, inbound, mail, found)
+        return _number(session, app, inbound, mail, found, shortened)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
     interval = app.settings.core.questionnaire_interval_hours
@@ -44,7 +47,16 @@ def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: 
     return InboundState.QUESTIONNAIRE_SENT, "no-answers"
 
 
-def _number(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, found: dict[int, str]) -> Decision:
+def shorten(text: str, limit: int) -> str:
+    """Cut an overlong answer at a word boundary; the author is told (see numbered.txt)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip() + " […]"
+
+
+def _number(
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, found: dict[int, str], shortened: list[int]
+) -> Decision:
     number = allocate_number(session)
     interview = Interview(
         number=number,
@@ -62,10 +74,13 @@ def _number(session: Session, app: App, inbound: InboundMessage, mail: ParsedMai
         "number": number,
         "page_url": app.publisher.permalink(number),
         "related": related_for_email(session, app, related),
+        "shortened": shortened,
+        "limit": app.settings.core.max_answer_chars,
     }
     blocked = _reply(session, app, inbound, mail, "numbered", context)
     logger.info("message %s: interview %05d", inbound.id, number)
-    return InboundState.NUMBERED, ", ".join(r for r in (f"interview-{number:05d}", blocked) if r)
+    notes = (f"interview-{number:05d}", "answers-shortened" if shortened else "", blocked)
+    return InboundState.NUMBERED, ", ".join(r for r in notes if r)
 
 
 def link_crossovers(session: Session, app: App, interview: Interview) -> list[int]:

@@ -14,6 +14,7 @@ from mailflow.db import claim, is_sqlite, transaction
 from mailflow.models import Interview, Publication
 from mailflow.numbering import current_count
 from mailflow.pages import InterviewPage, interview_page, load_page
+from mailflow.replies import tell_author
 from mailflow.retries import Failure, attempt, due_ids, record_failure
 from mailflow.states import PublicationState, now, transition
 
@@ -76,6 +77,9 @@ def publish_one(app: App, publication_id: int) -> bool:
         if not isinstance(outcome, Failure):
             publication.remote_id, publication.url = outcome.remote_id, outcome.url
             transition(publication, PublicationState.PUBLISHED)
+            if not remote_id and not app.publisher.permalink(interview.number) and outcome.url and app.follow_up:
+                # The number's reply could not say where the page would be: say it now.
+                tell_author(session, app, interview, "page_ready", outcome.url)
             return True
         record_failure(publication, outcome)
         logger.warning("publication %s: not published (%s)", publication_id, outcome.error)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
-from mailflow.models import OutboxItem
-from mailflow.parsing import MSGID_RE, ParsedMail
+from mailflow.models import InboundMessage, Interview, OutboxItem
+from mailflow.parsing import MSGID_RE, ParsedMail, parse_message
 from mailflow.render import RenderedEmail
 from mailflow.states import now
 
@@ -149,3 +149,17 @@ def send_email(
         answering=answering,
     )
     return ""
+
+
+def tell_author(session: Session, app: App, interview: Interview, kind: str, page_url: str) -> str:
+    """Write to an interview's author, whose address is read from their own message: it is
+    kept only for the retention period, after which there is nobody to tell (returns why)."""
+    inbound = session.get(InboundMessage, interview.inbound_id)
+    if inbound is None or not inbound.raw:
+        return "address-no-longer-kept"
+    mail = parse_message(inbound.raw)
+    return send_email(
+        session, app, kind=kind, recipient=mail.from_address,
+        extra={"number": interview.number, "page_url": page_url},
+        sender_hash=interview.sender_hash, inbound_id=inbound.id, answering=mail,
+    )  # fmt: skip

@@ -86,6 +86,9 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
         queue_scheduled_mail(app)
         report.sent, report.send_failures = send_all(app, should_stop)
         report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
+        if report.published:  # follow-ups written while publishing (a page's address) go now
+            sent, failed = send_all(app, should_stop)
+            report.sent, report.send_failures = report.sent + sent, report.send_failures + failed
         file_all(app, report)
         purge_expired(app)
         record_pass(app, report)

@@ -12,6 +12,8 @@ from sqlmodel import Session, select
 from mailflow.app import App
 from mailflow.cli import main
 from mailflow.models import InboundMessage, Interview, OutboxItem
+from mailflow.publishers import Placement
+from mailflow.publishers.static import StaticPublisher
 from mailflow.testing import make_reply
 from mailflow.worker import run_pass
 
@@ -222,3 +224,45 @@ def test_outgoing_reply_is_sent_once_even_if_recording_it_failed(app: App, monke
     with Session(app.engine) as session:
         items = session.exec(select(OutboxItem)).all()
     assert [(i.state, i.message_id) for i in items] == [("sent", messages[0]["Message-ID"])]
+
+
+class AddressChosenByTheBlog(StaticPublisher):
+    """Like WordPress or Blogger: the page's address is known only once it is published."""
+
+    def permalink(self, number: int) -> str:
+        return ""
+
+    def publish(self, page, remote_id, remember=None):  # type: ignore[no-untyped-def]
+        super().publish(page, remote_id, remember)
+        return Placement(page.number_text, f"{self.site.base_url}interviews/{page.number_text}/")
+
+
+def test_when_the_blog_chooses_the_address_the_author_is_told_it_once_published(app: App) -> None:
+    """The number's reply cannot contain the address, so a second email brings it."""
+    static = app.publisher
+    app.publisher = AddressChosenByTheBlog(static.path, static.renderer, static.site)  # type: ignore[attr-defined]
+    deliver(app, make_reply(FULL, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    numbered, ready = outbox_messages(app)
+    assert "own page on the blog in a few minutes" in numbered.get_body(("plain",)).get_content()
+    assert ready["To"] == "jo@example.net" and ready["Subject"] == "Interview 00001 is on the blog"
+    assert "https://jobseekers.example/interviews/00001/" in ready.get_body(("plain",)).get_content()
+    run_pass(app)
+    assert len(outbox_messages(app)) == 2
+
+
+def test_an_overlong_answer_is_cut_and_the_author_told(tmp_path: Path) -> None:
+    from mailflow.app import build_app
+    from mailflow.config import load_settings
+    from mailflow.testing import make_settings
+
+    app = build_app(load_settings(make_settings(tmp_path, core="max_answer_chars = 200")))
+    answers = dict(FULL)
+    answers[2] = "word " * 400
+    deliver(app, make_reply(answers, questions=QUESTIONS))
+    run_pass(app)
+    [reply] = outbox_messages(app)
+    assert "we kept the first 200 characters" in reply.get_body(("plain",)).get_content()
+    page = (site_path(app) / "interviews" / "00001" / "index.html").read_text()
+    assert "word word […]" in page and "word " * 60 not in page
+    app.close()
