@@ -90,7 +90,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         language=settings.blog.text("language", "en"),
         interview_address=core.from_address,
     )
-    engine = make_engine(core.database, settings.base_dir)
+    engine = make_engine(core.database, settings.base_dir, core.database_timeout)
     if migrate:
         upgrade(engine)
     questions = load_questions(settings.interview.questions_file)

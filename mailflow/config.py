@@ -150,6 +150,7 @@ class CoreSettings:
     """[mailflow]: who we are, where state lives, and the rules for a complete reply."""
 
     database: str
+    database_timeout: float
     from_address: str
     from_name: str
     host_address: str
@@ -234,6 +235,7 @@ def _core_settings(section: Section) -> CoreSettings:
         raise ConfigError(f"{section.where('complete_ratio')} must be above 0 and at most 1 (0.5 means half).")
     return CoreSettings(
         database=section.text("database", "sqlite:///db/mailflow.db"),
+        database_timeout=section.number("database_timeout", 30),
         from_address=from_address,
         from_name=section.text("from_name", "The Job-Seeker's Interview"),
         host_address=section.text("host_address"),

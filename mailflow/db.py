@@ -34,7 +34,7 @@ def sqlite_path(url: str, base_dir: Path) -> Path | None:
     return path if path.is_absolute() else base_dir / path
 
 
-def make_engine(url: str, base_dir: Path) -> Engine:
+def make_engine(url: str, base_dir: Path, timeout: float = 30) -> Engine:
     """Create the engine; a relative SQLite path resolves against the settings folder."""
     try:
         parsed = make_url(url)
@@ -43,13 +43,13 @@ def make_engine(url: str, base_dir: Path) -> Engine:
     path = sqlite_path(url, base_dir)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 30})
-        _make_sqlite_transactions_immediate(engine)
+        engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": timeout})
+        _make_sqlite_transactions_immediate(engine, timeout)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": max(1, int(timeout))})
 
 
-def _make_sqlite_transactions_immediate(engine: Engine) -> None:
+def _make_sqlite_transactions_immediate(engine: Engine, timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
@@ -57,7 +57,7 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

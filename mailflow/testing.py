@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import shutil
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -10,36 +11,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-_SETTINGS = """\
-[mailflow]
-database = {database}
-from_address = interview@jobseekers.example
-from_name = The Job-Seeker's Interview
-host_address = host@jobseekers.example
-site_name = The Job-Seeker's Interview
-secret_file = db/secret.key
-{core_extra}
-
-[incoming]
-backend = maildir
-path = var/mail/inbox
-poll_seconds = 1
-{incoming_extra}
-
-[outgoing]
-backend = maildir
-path = var/mail/outbox
-{outgoing_extra}
-
-[blog]
-backend = static
-path = var/site
-base_url = https://jobseekers.example/
-{blog_extra}
-
-[interview]
-questions = questions.txt
-"""
+DEFAULTS: dict[str, dict[str, str]] = {
+    "mailflow": {
+        "from_address": "interview@jobseekers.example",
+        "from_name": "The Job-Seeker's Interview",
+        "host_address": "host@jobseekers.example",
+        "site_name": "The Job-Seeker's Interview",
+        "secret_file": "db/secret.key",
+        "digest": "off",  # tests of other things should not receive digests
+    },
+    "incoming": {"backend": "maildir", "path": "var/mail/inbox", "poll_seconds": "1"},
+    "outgoing": {"backend": "maildir", "path": "var/mail/outbox"},
+    "blog": {"backend": "static", "path": "var/site", "base_url": "https://jobseekers.example/"},
+    "interview": {"questions": "questions.txt"},
+}
 
 
 def make_settings(
@@ -53,19 +38,23 @@ def make_settings(
 ) -> Path:
     """Write a runnable settings.ini (and the default questions) into `folder`; return its path.
 
-    Each keyword adds raw lines to that section, e.g. core="max_replies_per_day = 2".
+    Each keyword holds "key = value" lines that add to or override that section's
+    defaults, e.g. core="max_replies_per_day = 2".
     """
     folder.mkdir(parents=True, exist_ok=True)
-    if "digest =" not in core:
-        core = f"digest = off\n{core}"  # tests of other things should not receive digests
     shutil.copy(REPO / "questions.txt", folder / "questions.txt")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(DEFAULTS)
+    parser["mailflow"]["database"] = database
+    for section, extra in (("mailflow", core), ("incoming", incoming), ("outgoing", outgoing), ("blog", blog)):
+        for line in extra.splitlines():
+            key, separator, value = line.partition("=")
+            if separator:
+                parser[section][key.strip()] = value.strip()
     path = folder / "settings.ini"
-    path.write_text(
-        _SETTINGS.format(
-            database=database, core_extra=core, incoming_extra=incoming, outgoing_extra=outgoing, blog_extra=blog
-        ),
-        encoding="utf-8",
-    )
+    with path.open("w", encoding="utf-8") as handle:
+        parser.write(handle)
+    path.chmod(0o600)
     return path
 
 
