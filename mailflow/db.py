@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, select
 
 from mailflow.errors import ConfigError
-from mailflow.models import InboundMessage
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -80,13 +79,13 @@ def claim(session: Session, model: type[T], row_id: int, *conditions: Any) -> T 
     return session.exec(query).first()
 
 
-def insert_new(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert inbound messages whose source key is new; a key another worker stored first is skipped."""
+def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], key: str) -> int:
+    """Insert the rows whose `key` is new; a row another worker stored first is skipped."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(InboundMessage).values(rows).on_conflict_do_nothing(index_elements=["source_key"])
+    statement = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key])
     return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
 
 

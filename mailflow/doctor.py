@@ -43,7 +43,7 @@ def check_incoming(settings: Settings, options: DoctorOptions) -> list[Finding]:
 
 def check_outgoing(settings: Settings, options: DoctorOptions) -> list[Finding]:
     backend = settings.outgoing.text("backend", "maildir")
-    findings = _probe("outgoing", backend, lambda: make_outbox(settings.outgoing))
+    findings = _probe("outgoing", backend, lambda: make_outbox(settings.outgoing, settings.incoming))
     if options.send_test and all(finding.ok for finding in findings):
         findings.append(_send_test(settings, options.send_test))
     return findings
@@ -114,7 +114,7 @@ def _send_test(settings: Settings, address: str) -> Finding:
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
     message.set_content("This is a test message sent by `mailflow doctor --send-test`. No reply is needed.\n")
-    outbox = make_outbox(settings.outgoing)
+    outbox = make_outbox(settings.outgoing, settings.incoming)
     try:
         outbox.send(OutgoingMail(0, message_id, core.from_address, (address,), message.as_bytes()))
     except MailflowError as exc:

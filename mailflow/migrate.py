@@ -19,6 +19,8 @@ from mailflow.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+MIGRATION_LOCK = 7_356_001  # an arbitrary advisory-lock key of mailflow's own
+
 
 def migrations_dir() -> Path:
     for candidate in (
@@ -41,6 +43,9 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it already is)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Workers starting together take turns; SQLite's BEGIN IMMEDIATE does the same there.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

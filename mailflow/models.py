@@ -71,6 +71,12 @@ class Comment(SQLModel, table=True):
     state: str = Field(default=CommentState.APPROVED.value, index=True, max_length=16)
     created_on: date
     updated_at: datetime = Field(default_factory=now)
+    # Where the blog keeps it (a WordPress comment id), or "in-page" when the page shows it;
+    # with bounded retries of its own (see publishing.py).
+    remote_id: str = Field(default="", max_length=255)
+    attempts: int = 0
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    next_attempt_at: datetime = Field(default_factory=now)
 
 
 class Subscription(SQLModel, table=True):

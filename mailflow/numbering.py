@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from mailflow.db import insert_new
 from mailflow.models import Counter
 
 INTERVIEW_COUNTER = "interview"
@@ -12,10 +13,9 @@ INTERVIEW_COUNTER = "interview"
 
 def allocate_number(session: Session) -> int:
     """The next number (1, 2, ...). Must run inside the transaction that uses it."""
-    counter = session.exec(select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()).first()
-    if counter is None:
-        counter = Counter(name=INTERVIEW_COUNTER, value=0)
-        session.add(counter)
+    # The first number ever: two workers may both find no counter row; only one insert counts.
+    insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
+    counter = session.exec(select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()).one()
     counter.value += 1
     session.flush()
     return counter.value

@@ -51,6 +51,14 @@ class CommentView:
     paragraphs: tuple[str, ...]
     date_iso: str
     date_text: str
+    key: str = ""  # mailflow's own id for it, so a blog that keeps comments can find it again
+
+    @property
+    def byline(self) -> str:
+        """Who wrote it, as a blog that takes only a name shows it."""
+        if self.verified_number:
+            return f"Interview #{self.verified_number} (verified)"
+        return self.signature or "Anonymous"
 
 
 @dataclass(frozen=True)
@@ -147,13 +155,7 @@ def load_page(
                     )
                 )
     comments = tuple(
-        CommentView(
-            signature=comment.signature,
-            verified_number=format_number(comment.verified_number) if comment.verified_number else "",
-            paragraphs=tuple(p for p in comment.body.split("\n\n") if p),
-            date_iso=comment.created_on.isoformat(),
-            date_text=day_text(comment.created_on),
-        )
+        comment_view(comment)
         for comment in session.exec(
             select(Comment)
             .where(Comment.interview_id == interview.id, Comment.state == CommentState.APPROVED)
@@ -169,4 +171,15 @@ def load_page(
         related=tuple(related),
         comments=comments,
         comment_address=comment_address,
+    )
+
+
+def comment_view(comment: Comment) -> CommentView:
+    return CommentView(
+        signature=comment.signature,
+        verified_number=format_number(comment.verified_number) if comment.verified_number else "",
+        paragraphs=tuple(p for p in comment.body.split("\n\n") if p),
+        date_iso=comment.created_on.isoformat(),
+        date_text=day_text(comment.created_on),
+        key=str(comment.id or ""),
     )

@@ -1,5 +1,6 @@
-"""The publish step: queued interviews go to the blog, withdrawn ones come down, and the
-listing (index, feed) is refreshed once per pass when anything changed."""
+"""The publish step: queued interviews go to the blog, withdrawn ones come down, the listing
+(index, feed) is refreshed once per pass when anything changed, and comments follow their
+interview onto the blog (or off it)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,23 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
 
 from mailflow.app import App
 from mailflow.db import claim, is_sqlite, transaction
-from mailflow.models import Interview, Publication
+from mailflow.interviews import requeue_publication
+from mailflow.models import Comment, Interview, Publication
 from mailflow.numbering import current_count
-from mailflow.pages import InterviewPage, interview_page, load_page
+from mailflow.pages import InterviewPage, comment_view, interview_page, load_page
 from mailflow.replies import tell_author
-from mailflow.retries import Failure, attempt, due_ids, record_failure
-from mailflow.states import PublicationState, now, transition
+from mailflow.retries import MAX_ATTEMPTS, Failure, attempt, backoff, due_ids, record_failure
+from mailflow.states import CommentState, PublicationState, now, transition
 
 logger = logging.getLogger(__name__)
 
 PUBLISH_LEASE = timedelta(minutes=5)
+SHOWN_IN_PAGE = "in-page"  # Comment.remote_id when the page itself shows the comment
 
 
 def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, int]:
@@ -41,6 +45,7 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
         app.listing_stale = isinstance(outcome, Failure)
         if isinstance(outcome, Failure):
             logger.warning("the index and feed were not refreshed (%s); trying again next pass", outcome.error)
+    publish_comments(app, should_stop)
     return published, failed, withdrawn
 
 
@@ -132,3 +137,79 @@ def page_for(app: App, session: Session, interview: Interview, url: str) -> Inte
         permalink=app.publisher.permalink,
         comment_address=app.settings.core.from_address,
     )
+
+
+def publish_comments(app: App, should_stop: Callable[[], bool]) -> tuple[int, int]:
+    """Approved comments go onto the blog once their interview is up; comments rejected since,
+    or under a withdrawn interview, come off. Returns (done, not done)."""
+    done = failed = 0
+    for comment_id in due_comment_ids(app):
+        if should_stop():
+            break
+        if publish_comment(app, comment_id):
+            done += 1
+        else:
+            failed += 1
+    if failed:
+        logger.warning("%d comment(s) not yet on (or off) the blog; see their last error", failed)
+    return done, failed
+
+
+def due_comment_ids(app: App) -> list[int]:
+    to_show = and_(
+        col(Comment.state) == CommentState.APPROVED, col(Comment.remote_id) == "",
+        col(Publication.state) == PublicationState.PUBLISHED, col(Publication.remote_id) != "",
+    )  # fmt: skip
+    to_remove = and_(
+        col(Comment.remote_id) != "",
+        or_(col(Comment.state) == CommentState.REJECTED, col(Publication.state) == PublicationState.WITHDRAWN),
+    )
+    with transaction(app.engine) as session:
+        query = (
+            select(Comment.id)
+            .join(Publication, col(Publication.interview_id) == col(Comment.interview_id))
+            .where(or_(to_show, to_remove), col(Comment.attempts) < MAX_ATTEMPTS, col(Comment.next_attempt_at) <= now())
+            .order_by(col(Comment.id))
+        )
+        return [row_id for row_id in session.exec(query).all() if row_id is not None]
+
+
+def publish_comment(app: App, comment_id: int) -> bool:
+    """Show one comment on the blog or take it down, as its state and its interview's say.
+
+    The row stays locked during the call, so two workers never post it twice; a crash after
+    the blog made it but before its id is stored is caught by the blog's lookup on the retry."""
+    with transaction(app.engine) as session:
+        comment = claim(session, Comment, comment_id, col(Comment.attempts) < MAX_ATTEMPTS)
+        if comment is None:
+            return True
+        publication = session.exec(select(Publication).where(Publication.interview_id == comment.interview_id)).one()
+        show = comment.state == CommentState.APPROVED and publication.state == PublicationState.PUBLISHED
+        remove = comment.state == CommentState.REJECTED or publication.state == PublicationState.WITHDRAWN
+        if comment.remote_id == SHOWN_IN_PAGE and remove:
+            comment.remote_id = ""
+            requeue_publication(session, comment.interview_id)  # the page is rendered again without it
+            return True
+        if not ((show and not comment.remote_id and publication.remote_id) or (remove and comment.remote_id)):
+            return True  # moved on since it was found due
+        view, post_id, remote_id = (comment_view(comment) if show else None), publication.remote_id, comment.remote_id
+        outcome = attempt(lambda: app.publisher.publish_comment(post_id, view, remote_id), f"comment {comment_id}")
+        if isinstance(outcome, Failure):
+            record_comment_failure(comment, outcome)
+            logger.warning("comment %s: not %s the blog (%s)", comment_id, "on" if show else "off", outcome.error)
+            return False
+        comment.remote_id = (outcome or SHOWN_IN_PAGE) if show else ""
+        comment.attempts, comment.last_error, comment.updated_at = 0, "", now()
+    return True
+
+
+def record_comment_failure(comment: Comment, failure: Failure) -> None:
+    """As retries.record_failure, without a failed state: a comment out of attempts (or refused
+    for good) is simply no longer due, and keeps its last error for the host."""
+    comment.attempts = max(comment.attempts + 1, MAX_ATTEMPTS if failure.permanent else 0)
+    comment.last_error = failure.error
+    wait = backoff(comment.attempts)
+    if failure.retry_after:
+        wait = max(wait, timedelta(seconds=failure.retry_after))
+    comment.next_attempt_at = now() + wait
+    comment.updated_at = now()

@@ -136,7 +136,7 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
     if not batch:
         return 0
     with transaction(app.engine) as session:
-        return insert_new(session, batch)
+        return insert_new(session, InboundMessage, batch, key="source_key")
 
 
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:

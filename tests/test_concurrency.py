@@ -53,10 +53,12 @@ def test_four_workers_on_postgresql_number_each_reply_once_and_reply_once(tmp_pa
         with Session(app.engine) as session:
             numbers = sorted(i.number for i in session.exec(select(Interview)))
             states = [m.state for m in session.exec(select(InboundMessage))]
+            failures = [m.reason for m in session.exec(select(InboundMessage)) if m.state == "failed"]
             replies = [o.recipient for o in session.exec(select(OutboxItem)) if o.kind == "numbered"]
             unsent = [o for o in session.exec(select(OutboxItem)) if o.state != "sent"]
             unpublished = [p for p in session.exec(select(Publication)) if p.state != "published"]
         app.close()
+    assert failures == []
     assert numbers == list(range(1, REPLIES + 1))
     assert states.count("numbered") == REPLIES and states.count("ignored") == 1 and "received" not in states
     assert sorted(replies) == sorted(f"p{i}@example.net" for i in range(REPLIES))

@@ -38,23 +38,24 @@ class Outbox(Protocol):
         ...
 
 
-OutboxFactory = Callable[[Section], Outbox]
+OutboxFactory = Callable[[Section, Section | None], Outbox]
+"""([outgoing], [incoming]): a backend may file copies through the incoming mailbox."""
 
 
-def _maildir(section: Section) -> Outbox:
+def _maildir(section: Section, incoming: Section | None) -> Outbox:
     from mailflow.outbox.maildir import MaildirOutbox
 
     return MaildirOutbox.from_section(section)
 
 
-def _smtp(section: Section) -> Outbox:
+def _smtp(section: Section, incoming: Section | None) -> Outbox:
     from mailflow.outbox.smtp import SmtpOutbox
 
-    return SmtpOutbox.from_section(section)
+    return SmtpOutbox.from_section(section, incoming)
 
 
 BACKENDS: dict[str, OutboxFactory] = {"maildir": _maildir, "smtp": _smtp}
 
 
-def make_outbox(section: Section) -> Outbox:
-    return choose_backend(section, BACKENDS, "maildir")(section)
+def make_outbox(section: Section, incoming: Section | None = None) -> Outbox:
+    return choose_backend(section, BACKENDS, "maildir")(section, incoming)

@@ -2,7 +2,10 @@
 
     [outgoing] backend = smtp, host, port, username, password | password_command,
                tls = ssl | starttls | none, ca_file, verify, auth = password | xoauth2,
-               oauth2_token_command, timeout
+               oauth2_token_command, timeout, sent_folder
+
+With `sent_folder` set, a copy of each sent email is appended to that IMAP folder over the
+[incoming] connection settings, as a mail client keeps one (see SentFolder).
 
 One connection is opened for the first message of a batch and reused until `close()`.
 4xx answers and lost connections are DeliveryError(permanent=False), so the worker
@@ -19,9 +22,13 @@ import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
 from mailflow.config import Section
 from mailflow.errors import ConfigError, DeliveryError
 from mailflow.outbox import OutgoingMail
+from mailflow.sources.imap import CONNECTION_ERRORS, ImapSettings, open_imap
 from mailflow.tls import (
     ServerSettings,
     describe_connection_error,
@@ -107,18 +114,98 @@ def open_smtp(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
+class SentFolder:
+    """A copy of each sent email in an IMAP folder (e.g. Sent), flagged \\Seen, as a mail client
+    keeps one; the folder is created if missing. Best effort: the email has already gone, so a
+    copy that cannot be filed is a warning, never a reason to fail or repeat the send. One
+    connection per batch; if it cannot be made, the rest of the batch files no copies."""
+
+    def __init__(self, settings: ImapSettings, folder: str, connect: Callable[[ImapSettings], IMAPClient] = open_imap):
+        self.settings, self.folder, self.connect = settings, folder, connect
+        self._client: IMAPClient | None = None
+        self._unreachable = False
+
+    @classmethod
+    def from_sections(cls, outgoing: Section, incoming: Section | None) -> SentFolder | None:
+        folder = outgoing.text("sent_folder", "")
+        if not folder:
+            return None
+        if incoming is None or incoming.text("backend", "maildir").lower() != "imap":
+            raise ConfigError(
+                f"{outgoing.where('sent_folder')} = {folder} files a copy of each sent email over IMAP, with the "
+                "[incoming] connection settings: it needs [incoming] backend = imap. Otherwise leave it empty."
+            )
+        return cls(ImapSettings.from_section(incoming), folder)
+
+    def file(self, mail: OutgoingMail) -> None:
+        """Append the email's bytes; raises whatever the IMAP server or connection raised."""
+        if self._unreachable:
+            return
+        reused = self._client is not None
+        try:
+            self._append(mail)
+        except CONNECTION_ERRORS:
+            self._drop()
+            if not reused:
+                raise
+            self._append(mail)  # the kept connection had gone stale: once more on a fresh one
+
+    def _append(self, mail: OutgoingMail) -> None:
+        if self._client is None:
+            try:
+                client = self.connect(self.settings)
+            except Exception:
+                self._unreachable = True  # no use knocking again for every email of this batch
+                raise
+            self._client = client
+            if not client.folder_exists(self.folder):
+                client.create_folder(self.folder)
+                client.subscribe_folder(self.folder)
+                logger.info("imap: created folder %s", self.folder)
+        self._client.append(self.folder, wire_format(mail.raw), flags=[b"\\Seen"])
+        logger.debug("outbox %s: copy filed in %s", mail.outbox_id, self.folder)
+
+    def check(self) -> str:
+        """For `mailflow doctor`: log in over IMAP and look for the folder."""
+        client = self.connect(self.settings)
+        try:
+            state = "exists" if client.folder_exists(self.folder) else "will be created on first use"
+        finally:
+            client.logout()
+        return f"a copy of each sent email goes to the IMAP folder {self.folder!r} ({state})"
+
+    def close(self) -> None:
+        """End the batch: log out; the next batch connects again."""
+        if self._client is not None:
+            try:
+                self._client.logout()
+            except (*CONNECTION_ERRORS, IMAPClientError):
+                pass
+        self._drop()
+        self._unreachable = False
+
+    def _drop(self) -> None:
+        self._client = None
+
+
 class SmtpOutbox:
     """See `Outbox`. `connect` opens a logged-in client (tests may hand their own)."""
 
-    def __init__(self, settings: SmtpSettings, connect: Callable[[SmtpSettings], smtplib.SMTP] = open_smtp) -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        connect: Callable[[SmtpSettings], smtplib.SMTP] = open_smtp,
+        sent_folder: SentFolder | None = None,
+    ) -> None:
         self.settings = settings
         self.connect = connect
+        self.sent_folder = sent_folder
         self._client: smtplib.SMTP | None = None
         self._broken: DeliveryError | None = None  # why this batch cannot connect
 
     @classmethod
-    def from_section(cls, section: Section) -> SmtpOutbox:
-        return cls(SmtpSettings.from_section(section))
+    def from_section(cls, section: Section, incoming: Section | None = None) -> SmtpOutbox:
+        return cls(SmtpSettings.from_section(section), sent_folder=SentFolder.from_sections(section, incoming))
 
     def send(self, mail: OutgoingMail) -> None:
         """See `Outbox.send`. A connection kept from an earlier message may have gone stale:
@@ -134,6 +221,14 @@ class SmtpOutbox:
                 self._send(mail)
             except _Disconnected as again:
                 raise DeliveryError(str(again)) from None
+        if self.sent_folder is not None:
+            self._file_copy(self.sent_folder, mail)
+
+    def _file_copy(self, sent_folder: SentFolder, mail: OutgoingMail) -> None:
+        try:
+            sent_folder.file(mail)
+        except Exception as exc:  # noqa: BLE001  (sent is sent: nothing after it may fail or repeat the send)
+            logger.warning("outbox %s: sent, but no copy filed in %s (%s)", mail.outbox_id, sent_folder.folder, exc)
 
     def _send(self, mail: OutgoingMail) -> None:
         client = self._connection()
@@ -185,7 +280,8 @@ class SmtpOutbox:
         if server.tls != "none":
             security += ", certificate verified" if server.verify else ", certificate NOT verified"
         login = f"logged in as {server.username}" if server.username else "no login ([outgoing] username is empty)"
-        return [f"connected to {server.host}:{server.port} ({security}); {login}"]
+        found = [f"connected to {server.host}:{server.port} ({security}); {login}"]
+        return found + ([self.sent_folder.check()] if self.sent_folder is not None else [])
 
     def close(self) -> None:
         """See `Outbox.close`. Ends the batch: the next send connects again."""
@@ -196,6 +292,8 @@ class SmtpOutbox:
                 pass
         self._discard()
         self._broken = None
+        if self.sent_folder is not None:
+            self.sent_folder.close()
 
 
 def wire_format(raw: bytes) -> bytes:

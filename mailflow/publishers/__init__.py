@@ -4,6 +4,8 @@
 
 static writes a folder of pages; the others talk to a hosted blog over HTTP (see http.py
 for what they share). Every backend renders the interview from the same template.
+Comments by email reach WordPress through its comments API; the other blogs show them in
+the page (see `Publisher.publish_comment`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailflow.config import Section, choose_backend
-from mailflow.pages import InterviewPage, SiteInfo
+from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.render import Renderer
 
 
@@ -49,6 +51,18 @@ class Publisher(Protocol):
     def unpublish(self, remote_id: str) -> None:
         """Take the page down (trash it or turn it back into a draft, per `withdraw`);
         doing it twice, or for a post that is gone, is harmless."""
+        ...
+
+    def publish_comment(self, post_remote_id: str, comment: CommentView | None, remote_id: str) -> str:
+        """Make the blog show an approved `comment` under the post `post_remote_id`, or, with
+        `comment` None, stop showing the one it keeps as `remote_id` (rejected later, or the
+        interview withdrawn; gone already is fine). Returns the blog's id for the comment, or
+        '' when the blog has none because the page itself shows the comments (the static
+        site; Blogger and Micropub, which get them in the post's content). Exactly once, as
+        for posts: with `remote_id` empty a backend first looks for a comment it made earlier
+        for `comment.key` (a retry after a lost response) before creating one. The
+        commenter's address and name never go to the blog: only `comment.byline`. Raises
+        PublishError as `publish` does."""
         ...
 
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:

@@ -22,7 +22,7 @@ import httpx
 
 from mailflow.config import Section
 from mailflow.errors import PublishError
-from mailflow.pages import InterviewPage, SiteInfo
+from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.publishers.http import (
     PostNaming,
@@ -98,7 +98,9 @@ class BloggerPublisher:
             "kind": "blogger#post",
             "blog": {"id": self.settings.blog_id},
             "title": page.title,
-            "content": self.renderer.page("post_body.html", page=page, site=self.site, invitation=True),
+            "content": self.renderer.page(
+                "post_body.html", page=page, site=self.site, invitation=True, comments_in_post=True
+            ),
             "labels": [*self.settings.labels, label],
         }
         if existing is None:
@@ -126,6 +128,12 @@ class BloggerPublisher:
                 self._ok(response, "delete the post", empty=True)
         elif post.get("status") != "DRAFT":
             self._ok(self._api("POST", f"posts/{remote_id}/revert"), "revert the post to a draft")
+
+    def publish_comment(self, post_remote_id: str, comment: CommentView | None, remote_id: str) -> str:
+        """See `Publisher.publish_comment`. Blogger's API can list, approve and delete comments
+        but not create one, so approved comments are part of the post's content instead
+        (comments_in_post), updated whenever they change."""
+        return ""
 
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:
         """See `Publisher.refresh_listing`: Blogger keeps its own front page and feed."""

@@ -22,7 +22,7 @@ import httpx
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
-from mailflow.pages import InterviewPage, SiteInfo
+from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.publishers.http import PostNaming, make_client, publish_error, send, short_reason, split_names
 from mailflow.render import Renderer
@@ -81,7 +81,7 @@ class MicropubPublisher:
     def publish(self, page: InterviewPage, remote_id: str, remember: Remember | None = None) -> Placement:
         """See `Publisher.publish`."""
         slug = self.settings.naming.slug(page.number)
-        html = self.renderer.page("post_body.html", page=page, site=self.site, invitation=True)
+        html = self.renderer.page("post_body.html", page=page, site=self.site, invitation=True, comments_in_post=True)
         url = remote_id or self._existing(self.settings.post_url.format(slug=slug))
         if url:
             if remember is not None and not remote_id:
@@ -103,6 +103,13 @@ class MicropubPublisher:
             response = self._post(json={"action": "update", "url": remote_id, "replace": {"post-status": ["draft"]}})
         if response.status_code != 400:  # invalid_request: no such post (or deleted already)
             self._ok(response, "withdraw the post")
+
+    def publish_comment(self, post_remote_id: str, comment: CommentView | None, remote_id: str) -> str:
+        """See `Publisher.publish_comment`. Micropub's way would be a reply h-entry with
+        in-reply-to: a separate post in the host's own feed, under the host's name, for every
+        comment. Approved comments are part of the post's content instead (comments_in_post),
+        where readers of the interview see them, updated whenever they change."""
+        return ""
 
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:
         """See `Publisher.refresh_listing`: the site keeps its own listing."""

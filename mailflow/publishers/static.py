@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mailflow.config import Section
 from mailflow.errors import PublishError
-from mailflow.pages import InterviewPage, SiteInfo
+from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.render import Renderer
 
@@ -52,6 +52,11 @@ class StaticPublisher:
     def unpublish(self, remote_id: str) -> None:
         """See `Publisher.unpublish`."""
         shutil.rmtree(self.page_dir(int(remote_id)), ignore_errors=True)
+
+    def publish_comment(self, post_remote_id: str, comment: CommentView | None, remote_id: str) -> str:
+        """See `Publisher.publish_comment`: the page shows its approved comments, and is
+        published again whenever they change."""
+        return ""
 
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:
         """See `Publisher.refresh_listing`."""

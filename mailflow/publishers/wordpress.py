@@ -7,6 +7,7 @@ Exactly once: the slug is the post's key. WordPress does not refuse a duplicate 
 answers 201 and quietly names the copy `slug-2`, so before creating we look the slug up in
 every status, the trash included (where WordPress keeps it as `slug__trashed`). Terms are
 found by name and created if missing; their ids are kept for the life of the publisher.
+Comments by email become WordPress comments (see `publish_comment`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
-from mailflow.pages import InterviewPage, SiteInfo
+from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.publishers.http import (
     PostNaming,
@@ -33,7 +34,7 @@ from mailflow.publishers.http import (
     short_reason,
     split_names,
 )
-from mailflow.render import Renderer
+from mailflow.render import Renderer, link_mentions
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ BLOG = "WordPress"
 # Every status a post of ours can be in; "any" would leave out the trash.
 STATUSES = "publish,future,draft,pending,private,trash"
 TRASHED_SUFFIX = "__trashed"
+COMMENT_EMAIL_DOMAIN = "mailflow.invalid"  # RFC 2606: .invalid never resolves
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,43 @@ class WordPressPublisher:
         if response.status_code not in (404, 410):
             self._ok(response, "withdraw the post")
 
+    def publish_comment(self, post_remote_id: str, comment: CommentView | None, remote_id: str) -> str:
+        """See `Publisher.publish_comment`. Posted as this user with status approved (without
+        it WordPress holds the comment for moderation), under the byline alone. WordPress
+        asks for an author email by default (require_name_email), so each comment carries a
+        made-up one under the reserved .invalid domain: it reaches nobody, and it is the key
+        a retry finds the comment by. Taking it down moves it to the trash."""
+        if comment is None:
+            if remote_id:
+                response = self._request("DELETE", f"wp/v2/comments/{remote_id}")
+                # 404: deleted for good by the host; 410 rest_already_trashed.
+                if response.status_code not in (404, 410):
+                    self._ok(response, "trash the comment")
+            return ""
+        email = f"comment-{comment.key}@{COMMENT_EMAIL_DOMAIN}"
+        found = remote_id or self._find_comment(post_remote_id, email)
+        if found:
+            return found
+        fields = {
+            "post": int(post_remote_id),
+            "author_name": comment.byline,
+            "author_email": email,
+            "content": "\n".join(f"<p>{link_mentions(p, self.site.base_url)}</p>" for p in comment.paragraphs),
+            # Days only, as on the interview itself: the time a comment was written is not published.
+            "date_gmt": f"{comment.date_iso}T00:00:00",
+            "status": "approved",
+        }
+        response = self._request("POST", "wp/v2/comments", json=fields)
+        if _error_body(response).get("code") == "rest_comment_closed":
+            raise publish_error(
+                f"Comments are closed on WordPress post {post_remote_id}: open them (the post's Discussion "
+                "settings, or Settings > Discussion for older posts).",
+                permanent=True,
+            )
+        created = self._ok(response, "post the comment")
+        logger.info("comment %s: WordPress comment %s on post %s", comment.key, created["id"], post_remote_id)
+        return str(created["id"])
+
     def refresh_listing(self, pages: Sequence[InterviewPage], total: int) -> None:
         """See `Publisher.refresh_listing`: WordPress keeps its own front page and feed."""
 
@@ -175,6 +214,12 @@ class WordPressPublisher:
         # Oldest first, and a live post before a trashed one, if the host made copies by hand.
         found: dict[str, Any] = min(posts, key=lambda post: (post.get("status") == "trash", post["id"]))
         return found
+
+    def _find_comment(self, post_remote_id: str, email: str) -> str:
+        """The id of the comment made earlier under `email` on this post, approved or held, else ''."""
+        params = {"post": post_remote_id, "author_email": email, "status": "all", "context": "edit"}
+        found = self._ok(self._request("GET", "wp/v2/comments", params=params), "look the comment up")
+        return str(min(comment["id"] for comment in found)) if isinstance(found, list) and found else ""
 
     def _term_id(self, taxonomy: str, name: str) -> int:
         """The id of the category or tag called `name`, created if missing."""
