@@ -156,6 +156,7 @@ def publish_comments(app: App, should_stop: Callable[[], bool]) -> tuple[int, in
 
 
 def due_comment_ids(app: App) -> list[int]:
+    """Comments to show (approved, not on the blog, their post up) or to take down, that are due."""
     to_show = and_(
         col(Comment.state) == CommentState.APPROVED, col(Comment.remote_id) == "",
         col(Publication.state) == PublicationState.PUBLISHED, col(Publication.remote_id) != "",

@@ -183,12 +183,14 @@ def test_a_reply_in_the_maildir_becomes_a_wordpress_post_and_the_reply_has_its_n
                                 questions=ALL_QUESTIONS))
         report = run_pass(app)
         assert report.published == 1 and report.publish_failures == 0
-        [reply] = outbox_messages(app)
-        assert reply["To"] == "maria.lopez@mail.example.com"
+        # The number first; WordPress chooses the address, so a follow-up says where the page is.
+        reply, follow_up = outbox_messages(app)
+        assert reply["To"] == follow_up["To"] == "maria.lopez@mail.example.com"
         text = reply.get_body(("plain",))
         assert text is not None and "Your interview number is 00001" in text.get_content()
         [post] = every_post(wordpress, f"{prefix}-interview-00001")
         assert post["status"] == "publish"
+        assert post["link"] in follow_up.get_body(("plain",)).get_content()
         assert post["title"]["raw"] == "The Job-Seeker's Interview #00001"
         for number, question in enumerate(ALL_QUESTIONS, start=1):
             assert html.escape(question, quote=False) in post["content"]["raw"]
