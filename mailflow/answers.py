@@ -63,6 +63,7 @@ _SIGN_OFF = re.compile(
     re.IGNORECASE,
 )
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # never valid in a page or XML
+_NAME_LINE = re.compile(r"^[A-Z][\w'’-]*\.?(?:\s+[A-Z][\w'’-]*\.?){0,2}$")  # "Jane Roe", "J. Roe"
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
@@ -262,16 +263,35 @@ def _name_lines(from_name: str) -> set[str]:
 
 
 def _drop_sign_off(kept: list[str], noise: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Drop a closing like "Best wishes," and the few short lines (a name) after it."""
-    while kept and (not kept[-1] or _normalise(kept[-1]) in noise):
-        kept = kept[:-1]
+    """Drop a closing like "Best wishes," and the few short lines (a name) after it, and a
+    trailing signature block ("Jane Roe / Acme Logistics, Leeds"). Never the whole answer:
+    "Thank you for doing this!" may be all someone has to say."""
+    end = len(kept)
+    while end and (not kept[end - 1] or _normalise(kept[end - 1]) in noise):
+        end -= 1
+    kept = kept[:end]
     content = [i for i, text in enumerate(kept) if text]
     for position in range(len(content) - 1, max(len(content) - 6, -1), -1):
         index = content[position]
         if _SIGN_OFF.match(kept[index]) and len(kept[index]) <= 60:
             tail = [kept[i] for i in content[position + 1 :]]
+            if position == 0 and not tail:
+                break  # the whole answer is "Thank you for doing this!": keep it
             if len(tail) <= 4 and all(len(t) <= 60 for t in tail):
                 return kept[:index]
+    return _drop_signature_block(kept)
+
+
+def _drop_signature_block(kept: list[str]) -> list[str]:
+    """A last paragraph of a few short lines starting with a name is a signature, not an answer."""
+    if "" not in kept:
+        return kept
+    blank = len(kept) - 1 - kept[::-1].index("")
+    block = kept[blank + 1 :]
+    has_answer = any(kept[:blank])
+    is_short = 1 <= len(block) <= 4 and all(len(line) <= 40 and not line.endswith((".", "?", "!")) for line in block)
+    if has_answer and is_short and _NAME_LINE.match(block[0]):
+        return kept[:blank]
     return kept
 
 

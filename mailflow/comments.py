@@ -18,7 +18,7 @@ from mailflow.interviews import requeue_publication
 from mailflow.models import Comment, InboundMessage, Interview, Publication
 from mailflow.parsing import ParsedMail
 from mailflow.replies import send_email
-from mailflow.scrub import scrub_answer
+from mailflow.scrub import scrub_answer, sender_names
 from mailflow.states import CommentState, Decision, InboundState, PublicationState
 
 _SUBJECT = re.compile(r"\bcomment\s+on\s+(?:the\s+)?(?:interview\s+)?#?\s*(\d{1,5})\b", re.IGNORECASE)
@@ -55,7 +55,8 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
         Comment(
             interview_id=interview.id or 0,
             inbound_id=inbound.id or 0,
-            body=scrub_answer(body[:MAX_COMMENT]),
+            # A verified comment must not put its author's name next to their number.
+            body=scrub_answer(body[:MAX_COMMENT], sender_names(mail.from_name, mail.from_address) if verified else ()),
             signature=scrub_answer(signature)[:MAX_SIGNATURE],
             verified_number=verified,
             sender_hash=inbound.sender_hash,

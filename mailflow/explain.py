@@ -16,7 +16,7 @@ from mailflow.config import Settings, resolve_path
 from mailflow.parsing import parse_message
 from mailflow.questions import load_questions
 from mailflow.render import Renderer, default_templates_dir
-from mailflow.scrub import scrub_answer
+from mailflow.scrub import scrub_answer, sender_names
 
 
 def explain_message(settings: Settings, raw: bytes) -> str:
@@ -61,7 +61,7 @@ def explain_message(settings: Settings, raw: bytes) -> str:
     for number, question in enumerate(questions, start=1):
         answer = answers.found.get(number)
         lines.append(f"  {number}. {question}")
-        shown = scrub_answer(answer, [mail.from_name]) if answer else "(missing)"
+        shown = scrub_answer(answer, sender_names(mail.from_name, mail.from_address)) if answer else "(missing)"
         lines.extend(f"       {paragraph}" for paragraph in shown.split("\n\n"))
     lines.append("")
     if len(answers.found) >= min_answers:

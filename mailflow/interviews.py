@@ -17,7 +17,7 @@ from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
 from mailflow.render import format_number
 from mailflow.replies import last_sent_kind_within, send_email
-from mailflow.scrub import scrub_answer
+from mailflow.scrub import scrub_answer, sender_names
 from mailflow.states import Decision, InboundState, PublicationState, transition
 
 logger = logging.getLogger(__name__)
@@ -25,10 +25,9 @@ logger = logging.getLogger(__name__)
 
 def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
     answers = extract_answers(mail, app.questions, app.boilerplate)
-    found = {n: scrub_answer(text, [mail.from_name]) for n, text in answers.found.items()}
-    limit = app.settings.core.max_answer_chars
-    shortened = sorted(n for n, text in found.items() if len(text) > limit)
-    found = {n: shorten(text, limit) for n, text in found.items()}
+    limit, names = app.settings.core.max_answer_chars, sender_names(mail.from_name, mail.from_address)
+    shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
+    found = {n: scrub_answer(shorten(text, limit), names) for n, text in answers.found.items()}
     draft = session.get(Draft, inbound.sender_hash)
     if found and draft is not None:
         found = {**{int(n): a for n, a in json.loads(draft.answers_json).items()}, **found}
@@ -143,7 +142,10 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
         return None  # not an edit after all: let the other handlers look at it
     current = {item["question"]: item["answer"] for item in json.loads(interview.answers_json)}
     for number, text in answers.found.items():
-        current[app.questions[number - 1]] = scrub_answer(text, [mail.from_name])
+        limit = app.settings.core.max_answer_chars
+        current[app.questions[number - 1]] = scrub_answer(
+            shorten(text, limit), sender_names(mail.from_name, mail.from_address)
+        )
     ordered = [q for q in app.questions if q in current] + [q for q in current if q not in app.questions]
     interview.answers_json = json.dumps([{"question": q, "answer": current[q]} for q in ordered], ensure_ascii=False)
     app.crossovers(session).add(interview.number, interview_text(interview.answers_json))

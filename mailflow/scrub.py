@@ -15,11 +15,16 @@ PHONE_MARK = "[phone number removed]"
 LINK_MARK = "[link removed]"
 NAME_MARK = "[name removed]"
 
-_STRICT_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
-_URL = re.compile(
-    r"(?:(?:https?://|www\.)|\b(?:linkedin|facebook|twitter|x|instagram|github)\.com/)[^\s<>]+?(?=[.,;:!?)\]]*(?:[\s<>]|$))",
-    re.IGNORECASE,
+# Both patterns are linear: a bounded local part anchored at its start, and a greedy URL
+# whose trailing punctuation is given back afterwards (see _link). Lazy or unanchored
+# versions take minutes on a long run of dots or letters.
+_STRICT_EMAIL = re.compile(
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE
 )
+_URL = re.compile(
+    r"(?:https?://|www\.|\b(?:linkedin|facebook|twitter|x|instagram|github)\.com/)[^\s<>]+", re.IGNORECASE
+)
+_TRAILING = ".,;:!?)]"
 # A phone number: seven or more digits in groups, optionally with a country code,
 # parentheses and the usual separators. Year ranges ("2019-2021") are not phones.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().\-/]{5,}\d(?![\w])")
@@ -29,7 +34,7 @@ _YEAR_RANGE = re.compile(r"^(?:19|20)\d\d\s*[-/]\s*(?:19|20)?\d\d$")
 def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
     """Replace identifying details in one answer with neutral markers."""
     text = _STRICT_EMAIL.sub(EMAIL_MARK, text)
-    text = _URL.sub(LINK_MARK, text)
+    text = _URL.sub(_link, text)
     text = _PHONE.sub(_phone_or_not, text)
     for name in _name_parts(sender_names):
         # The full name in any case; a single part ("Will", "Hope") only as written, so that
@@ -37,6 +42,20 @@ def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
         flags = re.IGNORECASE if " " in name else 0
         text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_MARK, text, flags=flags)
     return text
+
+
+def sender_names(from_name: str, from_address: str) -> list[str]:
+    """The names a sender may sign with: the display name, and the name in the address
+    ("jane.roe@..." -> "Jane Roe"), for mail sent without a display name."""
+    local = from_address.split("@", 1)[0]
+    parts = [part.capitalize() for part in re.split(r"[._+\-\d]+", local) if len(part) >= 3 and part.isalpha()]
+    return [name for name in (from_name, " ".join(parts)) if name]
+
+
+def _link(match: re.Match[str]) -> str:
+    url = match.group(0)
+    kept = url.rstrip(_TRAILING)
+    return LINK_MARK + url[len(kept) :]
 
 
 def _phone_or_not(match: re.Match[str]) -> str:
