@@ -18,7 +18,7 @@ from mailflow.app import App
 from mailflow.conversations import take_down
 from mailflow.crossovers import refresh_related
 from mailflow.interviews import requeue_publication
-from mailflow.models import Comment, CrossLink, InboundMessage, Interview, Publication
+from mailflow.models import Comment, CrossLink, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.parsing import ParsedMail
 from mailflow.replies import send_email, tell_author
 from mailflow.states import CommentState, Decision, InboundState, PublicationState, transition
@@ -113,6 +113,25 @@ def run_command_line(session: Session, app: App, line: str) -> CommandResult | N
         "unlink": lambda: set_link(session, app, number, int(second or 0), add=False),
     }
     return actions[verb]()
+
+
+HOST_EMAILS = ("digest", "host_commands")
+
+
+def is_really_the_host(session: Session, app: App, mail: ParsedMail, authentication: str) -> bool:
+    """A From header is easy to forge. With the host's mail server's verdict configured
+    (authserv_id), commands need it to pass; without it, they must reply to an email only the
+    host received from us (a digest or a command report): its Message-ID is the proof."""
+    if app.settings.core.authserv_id:
+        return authentication == "pass"
+    referenced = [*mail.in_reply_to, *mail.references]
+    if not referenced:
+        return False
+    query = select(OutboxItem.id).where(
+        OutboxItem.message_id.in_(referenced),  # type: ignore[attr-defined]
+        OutboxItem.kind.in_(HOST_EMAILS),  # type: ignore[attr-defined]
+    )
+    return session.exec(query.limit(1)).first() is not None
 
 
 def handle_host_message(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:

@@ -46,7 +46,7 @@ def process_message(session: Session, app: App, inbound: InboundMessage) -> Outc
         return finish(inbound, InboundState.IGNORED, classification.reason)
     authentication = sender_authentication(mail, app.settings.core.authserv_id)
     if mail.from_address == app.settings.core.host_address.lower():
-        if authentication == "fail":
+        if not host.is_really_the_host(session, app, mail, authentication):
             return finish(inbound, InboundState.FOR_HOST, "host-command-not-authenticated")
         return finish(inbound, *host.handle_host_message(session, app, inbound, mail))
     if authentication == "fail":

@@ -92,19 +92,36 @@ def test_reply_to_the_confirmation_with_a_new_answer_edits_the_same_interview(ap
         assert [i.number for i in session.exec(select(Interview))] == [1]
 
 
-def test_review_mode_holds_the_page_until_the_host_approves_by_email(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="review = yes")
+def test_review_mode_holds_the_page_until_the_host_approves_by_replying_to_the_digest(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="review = yes\ndigest = daily\ndigest_time = 00:00")
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
     assert not page(app, 1).exists()
     assert "once it has been read" in confirmation(app, "jo@example.net").get_body(("plain",)).get_content()
-    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: digest", "approve 00001\nreject 00009 spam\n"))
+    [digest] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
+    assert "#00001" in digest.get_body(("plain",)).get_content()
+    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: digest", "approve 00001\nreject 00009 spam\n",
+                           in_reply_to=digest["Message-ID"]))
     run_pass(app)
     assert page(app, 1).exists()
-    [done] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
+    [_, done] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
     text = done.get_body(("plain",)).get_content()
     assert "Done: Interview 00001 approved" in text and "Not done: There is no interview 00009" in text
     assert any(m["Subject"] == "Interview 00001 is on the blog" and m["To"] == "jo@example.net" for m in outbox_messages(app))
+    app.close()
+
+
+def test_a_forged_host_address_alone_commands_nothing(tmp_path: Path) -> None:
+    """Without authserv_id, a command must reply to an email only the host got from us."""
+    app = make_app(tmp_path, core="review = yes")
+    deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
+    deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001"))
+    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: x", "approve 00001", in_reply_to="<guessed@jobseekers.example>"))
+    run_pass(app)
+    assert not page(app, 1).exists()
+    with Session(app.engine) as session:
+        reasons = [m.reason for m in session.exec(select(InboundMessage).where(InboundMessage.state == "for_host"))]
+    assert reasons == ["host-command-not-authenticated"] * 2
     app.close()
 
 
@@ -114,6 +131,17 @@ def test_host_commands_need_the_host_address_and_a_passing_authentication(tmp_pa
     deliver(app, mail_from("Someone <someone@example.org>", "approve", "approve 00001"))
     forged = {"Authentication-Results": "mx.jobseekers.example; dmarc=fail header.from=jobseekers.example; spf=fail"}
     deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=forged))
+    run_pass(app)
+    assert not page(app, 1).exists()
+    no_verdict = {"Authentication-Results": "mx.jobseekers.example; none"}
+    deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=no_verdict))
+    # The server prepends its real "fail" on top; the attacker's own "pass" below it is not believed.
+    injected = {"Authentication-Results": "mx.jobseekers.example; dmarc=pass header.from=jobseekers.example"}
+    forged_more = mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=injected)
+    deliver(app, b"Authentication-Results: mx.jobseekers.example; dmarc=fail header.from=jobseekers.example\n" + forged_more)
+    # SPF passing for another domain does not vouch for the host's address.
+    unaligned = {"Authentication-Results": "mx.jobseekers.example; spf=pass smtp.mailfrom=attacker.example; dmarc=none"}
+    deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=unaligned))
     run_pass(app)
     assert not page(app, 1).exists()
     passing = {"Authentication-Results": "mx.jobseekers.example; dmarc=pass header.from=jobseekers.example"}
