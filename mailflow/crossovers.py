@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 RELATED_COUNT = 3
 MIN_SIMILARITY = 0.08  # below this, two interviews share little more than common words
 REFIT_GROWTH = 0.25  # refit the vocabulary once the index has grown by a quarter
-HIDDEN = (PublicationState.WITHDRAWN, PublicationState.WITHDRAWAL_QUEUED, PublicationState.REJECTED)
+# Only interviews that are (or are about to be) public may be linked or quoted: never one
+# waiting for review, rejected, withdrawn, or failing.
+VISIBLE = (PublicationState.PUBLISHED, PublicationState.QUEUED)
 
 
 def interview_text(answers_json: str) -> str:
@@ -52,7 +54,7 @@ class CrossoverIndex:
         rows = session.exec(
             select(Interview.number, Interview.answers_json)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Publication.state.not_in(HIDDEN))  # type: ignore[attr-defined]
+            .where(Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
             .order_by(Interview.number)  # type: ignore[arg-type]
         ).all()
         return cls((number, interview_text(answers)) for number, answers in rows)

@@ -8,6 +8,7 @@ Nothing new means no digest, unless the host asks for one anyway.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from mailflow.db import transaction
 from mailflow.models import Comment, DigestRun, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.numbering import current_count
 from mailflow.pages import excerpt_of
-from mailflow.parsing import parse_message
+from mailflow.parsing import ParsedMail, parse_message
 from mailflow.render import format_number
 from mailflow.replies import queue_email
 from mailflow.states import CommentState, InboundState, OutboxState, PublicationState, now
@@ -71,12 +72,12 @@ def collect(session: Session, app: App, since: datetime | None) -> DigestContent
     received = select(InboundMessage).where(InboundMessage.arrived_at >= start)
     content.incomplete = len(session.exec(received.where(InboundMessage.state == InboundState.INCOMPLETE)).all())
     host_states = (InboundState.FOR_HOST, InboundState.QUESTIONNAIRE_SENT)
+    owners = set(session.exec(select(Interview.sender_hash).where(Interview.sender_hash != "")).all())
     for message in session.exec(received.where(InboundMessage.state.in_(host_states))).all():  # type: ignore[attr-defined]
         mail = parse_message(message.raw) if message.raw else None
         if mail is None:
             continue
-        content.for_host.append({"sender": mail.from_address, "subject": mail.subject[:120],
-                                 "text": own_text(mail)[:400], "reason": message.reason})  # fmt: skip
+        content.for_host.append(_for_host_entry(mail, message, is_interviewee=message.sender_hash in owners))
     for item in session.exec(
         select(OutboxItem).where(OutboxItem.state == OutboxState.FAILED, OutboxItem.updated_at >= start)
     ).all():
@@ -92,6 +93,19 @@ def collect(session: Session, app: App, since: datetime | None) -> DigestContent
                 {"number": format_number(interview.number), "error": publication.last_error[:200]}
             )
     return content
+
+
+_NUMBERS = re.compile(r"#?\b\d{5}\b")
+
+
+def _for_host_entry(mail: ParsedMail, message: InboundMessage, *, is_interviewee: bool) -> dict[str, str]:
+    """A message for the host. The sender is shown, except for someone who has an interview:
+    their address next to anything they wrote could tie them to their number."""
+    subject, text = mail.subject[:120], own_text(mail)[:400]
+    if is_interviewee:
+        return {"sender": "an interviewee (address withheld)", "subject": _NUMBERS.sub("#…", subject),
+                "text": _NUMBERS.sub("#…", text), "reason": message.reason}  # fmt: skip
+    return {"sender": mail.from_address, "subject": subject, "text": text, "reason": message.reason}
 
 
 def send_digest(app: App, *, force: bool = False) -> DigestContent | None:

@@ -17,7 +17,7 @@ from mailflow.answers import own_text
 from mailflow.app import App
 from mailflow.conversations import take_down
 from mailflow.crossovers import refresh_related
-from mailflow.interviews import requeue_publication
+from mailflow.interviews import link_crossovers, requeue_publication
 from mailflow.models import Comment, CrossLink, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.parsing import ParsedMail
 from mailflow.replies import send_email, tell_author
@@ -41,6 +41,7 @@ def approve(session: Session, app: App, number: int) -> CommandResult:
     if publication.state != PublicationState.AWAITING_REVIEW:
         return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
     transition(publication, PublicationState.QUEUED, reason="approved")
+    link_crossovers(session, app, interview)
     tell_author(session, app, interview, "published_after_review", app.publisher.permalink(interview.number))
     return CommandResult(True, f"Interview {number:05d} approved: it goes up on the next pass.")
 

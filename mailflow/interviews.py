@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from mailflow.answers import extract_answers
 from mailflow.app import App
-from mailflow.crossovers import interview_text, refresh_related
+from mailflow.crossovers import VISIBLE, interview_text, refresh_related
 from mailflow.models import Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.numbering import allocate_number
 from mailflow.pages import answers_to_json, excerpt_of
@@ -37,6 +37,9 @@ def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: 
         return _number(session, app, inbound, mail, found, shortened)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
+    if owns_an_interview(session, inbound.sender_hash):
+        # "Thank you!" after their number: a message for the host, not a request for the questions.
+        return InboundState.FOR_HOST, "message-from-an-interviewee"
     interval = app.settings.core.questionnaire_interval_hours
     if last_sent_kind_within(session, inbound.sender_hash, "questionnaire", interval):
         return InboundState.FOR_HOST, "questionnaire-sent-recently"
@@ -68,7 +71,9 @@ def _number(
     session.flush()
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     session.add(Publication(interview_id=interview.id or 0, url=app.publisher.permalink(number), state=first_state))
-    related = link_crossovers(session, app, interview)
+    session.flush()
+    # With review on, an interview joins the cross-overs only once the host approves it.
+    related = [] if app.settings.core.review else link_crossovers(session, app, interview)
     context = {
         "number": number,
         "page_url": app.publisher.permalink(number),
@@ -99,7 +104,11 @@ def link_crossovers(session: Session, app: App, interview: Interview) -> list[in
 
 
 def related_for_email(session: Session, app: App, numbers: list[int]) -> list[dict[str, str]]:
-    rows = session.exec(select(Interview, Publication).join(Publication).where(Interview.number.in_(numbers))).all()  # type: ignore[attr-defined]
+    rows = session.exec(
+        select(Interview, Publication)
+        .join(Publication)
+        .where(Interview.number.in_(numbers), Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
+    ).all()
     by_number = {interview.number: (interview, publication) for interview, publication in rows}
     return [
         {
@@ -155,6 +164,12 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
                                                              "page_url": app.publisher.permalink(interview.number),
                                                              "changed": sorted(answers.found)})  # fmt: skip
     return InboundState.ACTED_ON, ", ".join(r for r in (f"edited-{interview.number:05d}", blocked) if r)
+
+
+def owns_an_interview(session: Session, sender_hash: str) -> bool:
+    if not sender_hash:
+        return False
+    return session.exec(select(Interview.id).where(Interview.sender_hash == sender_hash).limit(1)).first() is not None
 
 
 def interview_confirmed_in(session: Session, mail: ParsedMail, sender_hash: str) -> Interview | None:

@@ -14,6 +14,7 @@ from datetime import date
 
 from sqlmodel import Session, select
 
+from mailflow.crossovers import VISIBLE
 from mailflow.models import Comment, Interview, Publication
 from mailflow.render import format_number
 from mailflow.states import CommentState
@@ -147,7 +148,7 @@ def load_page(
         ).all()
         by_number = {row.number: (row, publication) for row, publication in rows}
         for number in related_numbers:
-            if number in by_number and by_number[number][1].state not in ("withdrawn", "rejected"):
+            if number in by_number and by_number[number][1].state in VISIBLE:
                 row, publication = by_number[number]
                 related.append(
                     RelatedLink(

@@ -79,6 +79,13 @@ def publish_one(app: App, publication_id: int) -> bool:
     with transaction(app.engine) as session:
         publication = session.get(Publication, publication_id)
         assert publication is not None
+        if publication.state != PublicationState.QUEUED:
+            # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
+            if not isinstance(outcome, Failure):
+                publication.remote_id, publication.url = outcome.remote_id, outcome.url
+                if publication.state == PublicationState.WITHDRAWN:
+                    transition(publication, PublicationState.WITHDRAWAL_QUEUED, reason="withdrawn while publishing")
+            return False
         if not isinstance(outcome, Failure):
             publication.remote_id, publication.url = outcome.remote_id, outcome.url
             transition(publication, PublicationState.PUBLISHED)

@@ -95,7 +95,7 @@ ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
             PublicationState.WITHDRAWAL_QUEUED,
             PublicationState.WITHDRAWN,
         },
-        PublicationState.WITHDRAWN: set(),
+        PublicationState.WITHDRAWN: {PublicationState.WITHDRAWAL_QUEUED},  # it went up while being withdrawn
         PublicationState.REJECTED: set(),
     },
     CommentState: {

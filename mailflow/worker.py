@@ -77,23 +77,38 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             logger.info("another pass is running; this one steps aside")
             report.skipped_locked = True
             return report
-        try:
-            fetch(app, report, should_stop)
-        except SourceError as exc:
-            logger.error("could not read the mailbox: %s", exc)
+        step(fetch, app, report, should_stop)
         app.forget_crossovers()  # rebuilt from the database when first needed
-        process_all(app, report, should_stop)
-        queue_scheduled_mail(app)
-        report.sent, report.send_failures = send_all(app, should_stop)
-        report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
-        if report.published:  # follow-ups written while publishing (a page's address) go now
-            sent, failed = send_all(app, should_stop)
-            report.sent, report.send_failures = report.sent + sent, report.send_failures + failed
-        file_all(app, report)
-        purge_expired(app)
+        step(process_all, app, report, should_stop)
+        step(queue_scheduled_mail, app)
+        step(send_and_publish, app, report, should_stop)
+        step(file_all, app, report)
+        step(purge_expired, app)
         record_pass(app, report)
     logger.info("pass: %s", report.summary())
     return report
+
+
+def step(action: Callable[..., object], *args: object) -> None:
+    """Run one step of a pass. A bug in one step must not stop the others (a message that
+    cannot be filed must not stop replies going out): log it and carry on. A database that
+    cannot be used stops the pass, which resumes later."""
+    try:
+        action(*args)
+    except SourceError as exc:
+        logger.error("could not read the mailbox: %s", exc)
+    except OperationalError:
+        raise
+    except Exception:
+        logger.exception("the %s step failed; the rest of the pass goes on", getattr(action, "__name__", "?"))
+
+
+def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    report.sent, report.send_failures = send_all(app, should_stop)
+    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
+    if report.published:  # follow-ups written while publishing (a page's address) go now
+        sent, failed = send_all(app, should_stop)
+        report.sent, report.send_failures = report.sent + sent, report.send_failures + failed
 
 
 def record_pass(app: App, report: PassReport) -> None:
@@ -218,6 +233,8 @@ def run_forever(app: App, poll_seconds: int) -> None:
             run_pass(app, lambda: stop["requested"])
         except OperationalError as exc:
             logger.error("the database is unavailable (%s); trying again at the next poll", exc.orig)
+        except Exception:
+            logger.exception("the pass failed; trying again at the next poll")
 
     one_pass()
     # Push mode: a source that can wait for new mail (IMAP IDLE) wakes the worker at once; a

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from mailflow.app import App, build_app
 from mailflow.cli import main
 from mailflow.config import load_settings
-from mailflow.models import Comment, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.models import Comment, DigestRun, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
@@ -305,3 +305,59 @@ def test_a_sender_failing_authentication_gets_no_automatic_reply(tmp_path: Path,
     run_pass(app)
     assert bool(outbox_messages(app)) is answered
     app.close()
+
+
+def test_a_thank_you_after_the_number_reaches_the_host_without_the_address(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+    deliver(app, make_reply(WAREHOUSE, sender="Jane Roe <jane.roe@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(app, mail_from("Jane Roe <jane.roe@example.net>", "Re: Your interview number is 00001",
+                           "Thank you so much, this means a lot!",
+                           in_reply_to=confirmation(app, "jane.roe@example.net")["Message-ID"]))
+    with Session(app.engine) as session:  # make the next digest due
+        for run in session.exec(select(DigestRun)).all():
+            session.delete(run)
+        session.commit()
+    run_pass(app)
+    to_jane = [m for m in outbox_messages(app) if m["To"] == "jane.roe@example.net"]
+    assert len(to_jane) == 1, "no second questionnaire for a thank-you"
+    digest = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"][-1]
+    text = digest.get_body(("plain",)).get_content()
+    assert "Thank you so much, this means a lot!" in text and "an interviewee (address withheld)" in text
+    assert "jane.roe" not in text and "00001" not in text.split("MESSAGES FOR YOU")[1]
+    app.close()
+
+
+def test_in_review_mode_an_unapproved_interview_is_never_linked_or_quoted(tmp_path: Path) -> None:
+    app = make_app(tmp_path, core="review = yes")
+    similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    deliver(app, make_reply(similar, sender="B <b@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(app.settings.path), "approve", "2"]).exit_code == 0
+    run_pass(app)
+    assert "interviews/00001/" not in page(app, 2).read_text() and WAREHOUSE[1] not in page(app, 2).read_text()
+    assert WAREHOUSE[1] not in confirmation(app, "b@example.net").get_body(("plain",)).get_content()
+    assert runner.invoke(main, ["--config", str(app.settings.path), "approve", "1"]).exit_code == 0
+    run_pass(app)
+    assert "interviews/00001/" in page(app, 2).read_text(), "linked once both are approved"
+    app.close()
+
+
+def test_withdrawn_while_being_published_the_page_still_comes_down(app: App, monkeypatch) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
+    real_publish = type(app.publisher).publish
+
+    def publish_while_the_host_withdraws(self, page, remote_id, remember=None):  # type: ignore[no-untyped-def]
+        placement = real_publish(self, page, remote_id, remember)
+        assert CliRunner().invoke(main, ["--config", str(app.settings.path), "withdraw", "1"]).exit_code == 0
+        return placement
+
+    monkeypatch.setattr(type(app.publisher), "publish", publish_while_the_host_withdraws)
+    run_pass(app)
+    monkeypatch.setattr(type(app.publisher), "publish", real_publish)
+    run_pass(app)
+    assert not page(app, 1).exists()
+    with Session(app.engine) as session:
+        assert session.exec(select(Publication)).one().state == "withdrawn"
