@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -87,6 +87,13 @@ def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key])
     return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
+
+
+def lock_key(session: Session, key: str) -> None:
+    """Serialise work on one key (a Message-ID) across workers until this transaction ends.
+    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer in at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))").bindparams(key=key))  # type: ignore[call-overload]
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -18,6 +18,7 @@ from mailflow import comments, conversations, host, interviews
 from mailflow.app import App
 from mailflow.authresults import sender_authentication
 from mailflow.classify import Verdict, classify
+from mailflow.db import lock_key
 from mailflow.identity import sender_hash
 from mailflow.models import InboundMessage
 from mailflow.parsing import parse_message
@@ -67,13 +68,17 @@ def process_message(session: Session, app: App, inbound: InboundMessage) -> Outc
 
 
 def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
+    """Another copy of this message was already decided. Workers take turns per Message-ID,
+    so of two copies decided at the same moment by two workers, exactly one counts."""
     if not inbound.message_id:
         return False
-    earlier = select(InboundMessage.id).where(
+    lock_key(session, inbound.message_id)
+    other = select(InboundMessage.id).where(
         InboundMessage.message_id == inbound.message_id,
-        InboundMessage.id < (inbound.id or 0),
+        InboundMessage.id != inbound.id,
+        InboundMessage.state != InboundState.RECEIVED,
     )
-    return session.exec(earlier.limit(1)).first() is not None
+    return session.exec(other.limit(1)).first() is not None
 
 
 def join_reasons(*reasons: str) -> str:

@@ -19,6 +19,7 @@ from databases import fresh_postgres_database
 
 WORKERS = 4
 REPLIES = 120
+DUPLICATES = 40
 
 WORKER = """
 import sys
@@ -40,8 +41,10 @@ def test_four_workers_on_postgresql_number_each_reply_once_and_reply_once(tmp_pa
             answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
             deliver(app, make_reply(answers, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
                                     message_id=f"<conc-{index}@example.net>"))
-        deliver(app, make_reply({1: "a", 2: "b", 3: "c", 4: "d"}, sender="P0 <p0@example.net>", questions=QUESTIONS,
-                                message_id="<conc-0@example.net>"))  # a duplicate delivery
+        for index in range(DUPLICATES):  # the same messages delivered twice, as an MTA retrying does
+            answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
+            deliver(app, make_reply(answers, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
+                                    message_id=f"<conc-{index}@example.net>"))
         workers = [
             subprocess.Popen([sys.executable, "-c", WORKER, str(settings)], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -60,7 +63,7 @@ def test_four_workers_on_postgresql_number_each_reply_once_and_reply_once(tmp_pa
         app.close()
     assert failures == []
     assert numbers == list(range(1, REPLIES + 1))
-    assert states.count("numbered") == REPLIES and states.count("ignored") == 1 and "received" not in states
+    assert states.count("numbered") == REPLIES and states.count("ignored") == DUPLICATES and "received" not in states
     assert sorted(replies) == sorted(f"p{i}@example.net" for i in range(REPLIES))
     assert unsent == [] and unpublished == []
     outbox = list((tmp_path / "var" / "mail" / "outbox" / "new").iterdir())
