@@ -232,6 +232,17 @@ def unlink(ctx: click.Context, first: int, second: int) -> None:
 
 
 @main.command()
+@click.argument("message_id", type=int)
+@click.pass_context
+@_fail_plainly
+def retry(ctx: click.Context, message_id: int) -> None:
+    """Read a failed incoming message again on the next pass (see `mailflow status` for failures)."""
+    from mailflow import host
+
+    _host_command(ctx, lambda session, app: host.retry_message(session, message_id))
+
+
+@main.command()
 @click.option("--send", is_flag=True, help="Queue it for the host now, even if nothing is new, and send it.")
 @click.pass_context
 @_fail_plainly

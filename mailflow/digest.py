@@ -41,11 +41,12 @@ class DigestContent:
     for_host: list[dict[str, str]] = field(default_factory=list)
     failing_mail: list[dict[str, str]] = field(default_factory=list)
     failing_posts: list[dict[str, str]] = field(default_factory=list)
+    failed_messages: list[dict[str, str]] = field(default_factory=list)
 
     def has_news(self) -> bool:
         return any(
             (self.new_interviews, self.awaiting_review, self.comments_awaiting, self.incomplete,
-             self.for_host, self.failing_mail, self.failing_posts)
+             self.for_host, self.failing_mail, self.failing_posts, self.failed_messages)
         )  # fmt: skip
 
 
@@ -86,6 +87,8 @@ def collect(session: Session, app: App, since: datetime | None) -> DigestContent
         select(OutboxItem).where(OutboxItem.state == OutboxState.QUEUED, OutboxItem.attempts >= 3)
     ).all():
         content.failing_mail.append({"kind": item.kind, "error": f"still trying: {item.last_error[:180]}"})
+    for message in session.exec(received.where(InboundMessage.state == InboundState.FAILED)).all():
+        content.failed_messages.append({"id": str(message.id), "reason": message.reason})
     failing = select(Interview, Publication).join(Publication).where(Publication.attempts >= 3)  # type: ignore[arg-type]
     for interview, publication in session.exec(failing).all():
         if publication.state in (PublicationState.FAILED, PublicationState.QUEUED):

@@ -88,6 +88,16 @@ def set_link(session: Session, app: App, first: int, second: int, *, add: bool) 
     return CommandResult(True, f"{'Linked' if add else 'Unlinked'} {first:05d} and {second:05d}.")
 
 
+def retry_message(session: Session, message_id: int) -> CommandResult:
+    """Try a failed incoming message again on the next pass (after a fix or an upgrade)."""
+    message = session.get(InboundMessage, message_id)
+    if message is None or message.state != InboundState.FAILED:
+        return CommandResult(False, f"Message {message_id} has not failed; nothing to retry.")
+    transition(message, InboundState.RECEIVED, reason="retry asked by the host")
+    message.reason = ""
+    return CommandResult(True, f"Message {message_id} will be read again on the next pass.")
+
+
 def moderate_comment(session: Session, comment_id: int, *, approve_it: bool) -> CommandResult:
     comment = session.get(Comment, comment_id)
     if comment is None or comment.state != CommentState.AWAITING_REVIEW:

@@ -147,10 +147,12 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     if interview is None:
         return None
     answers = extract_answers(mail, app.questions, app.boilerplate, trust_numbers=True)
-    if not answers.found:
+    # "1) When will it be online?" is a question to us, not a new answer.
+    changed = {n: text for n, text in answers.found.items() if not text.rstrip().endswith("?")}
+    if not changed:
         return None  # not an edit after all: let the other handlers look at it
     current = {item["question"]: item["answer"] for item in json.loads(interview.answers_json)}
-    for number, text in answers.found.items():
+    for number, text in changed.items():
         limit = app.settings.core.max_answer_chars
         current[app.questions[number - 1]] = scrub_answer(
             shorten(text, limit), sender_names(mail.from_name, mail.from_address)
@@ -162,7 +164,7 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     requeue_publication(session, interview.id or 0)
     blocked = _reply(session, app, inbound, mail, "edited", {"number": interview.number,
                                                              "page_url": app.publisher.permalink(interview.number),
-                                                             "changed": sorted(answers.found)})  # fmt: skip
+                                                             "changed": sorted(changed)})  # fmt: skip
     return InboundState.ACTED_ON, ", ".join(r for r in (f"edited-{interview.number:05d}", blocked) if r)
 
 

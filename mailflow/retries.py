@@ -19,6 +19,7 @@ from mailflow.app import App
 from mailflow.db import transaction
 from mailflow.errors import DeliveryError, PublishError
 from mailflow.models import OutboxItem, Publication
+from mailflow.scrub import redact_addresses
 from mailflow.states import OutboxState, PublicationState, now, transition
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def attempt(action: Callable[[], T], what: str) -> T | Failure:
 def record_failure(row: OutboxItem | Publication, failure: Failure) -> None:
     """Count the attempt; fail for good when permanent or out of attempts, else schedule the next."""
     row.attempts += 1
+    failure = Failure(redact_addresses(failure.error), failure.permanent, failure.retry_after)
     row.last_error = failure.error
     if failure.permanent or row.attempts >= MAX_ATTEMPTS:
         failed = OutboxState.FAILED if isinstance(row, OutboxItem) else PublicationState.FAILED

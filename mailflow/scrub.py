@@ -44,6 +44,12 @@ def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
     return text
 
 
+def redact_addresses(text: str) -> str:
+    """For error texts that are stored, logged or shown to the host: a server's "550 <jane@...>
+    unknown" must not put a job-seeker's address in a log or next to an interview in the digest."""
+    return _STRICT_EMAIL.sub("[address]", text)
+
+
 def sender_names(from_name: str, from_address: str) -> list[str]:
     """The names a sender may sign with: the display name, and the name in the address
     ("jane.roe@..." -> "Jane Roe"), for mail sent without a display name."""

@@ -47,5 +47,5 @@ def send_one(app: App, item_id: int) -> bool:
             transition(item, OutboxState.SENT)
             return True
         record_failure(item, outcome)
-        logger.warning("outbox %s: not sent (%s)", item_id, outcome.error)
+        logger.warning("outbox %s: not sent (%s)", item_id, item.last_error)
     return False

@@ -31,11 +31,13 @@ from mailflow.app import App
 from mailflow.db import claim, insert_new, is_sqlite, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
+from mailflow.files import write_atomically
 from mailflow.models import InboundMessage
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
 from mailflow.process import process_message
 from mailflow.publishing import publish_all
+from mailflow.scrub import redact_addresses
 from mailflow.sending import send_all
 from mailflow.states import FilingState, InboundState, now, transition
 
@@ -113,8 +115,8 @@ def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> No
 
 def record_pass(app: App, report: PassReport) -> None:
     """Note when the last pass finished, for `mailflow status`."""
-    path = app.lock_path.with_name("last-pass.json")
-    path.write_text(json.dumps({"finished_at": now().isoformat(), "summary": report.summary()}))
+    summary = {"finished_at": now().isoformat(), "summary": report.summary()}
+    write_atomically(app.lock_path.with_name("last-pass.json"), json.dumps(summary))
 
 
 def last_pass(app: App) -> dict[str, str] | None:
@@ -185,7 +187,7 @@ def process_one(app: App, inbound_id: int) -> str:
         with transaction(app.engine) as session:
             inbound = session.get(InboundMessage, inbound_id)
             if inbound is not None and inbound.state == InboundState.RECEIVED:
-                inbound.reason = f"error: {type(exc).__name__}: {exc}"[:200]
+                inbound.reason = redact_addresses(f"error: {type(exc).__name__}: {exc}")[:200]
                 transition(inbound, InboundState.FAILED, reason=inbound.reason)
         return InboundState.FAILED.value
 

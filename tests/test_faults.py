@@ -72,3 +72,13 @@ def test_mail_waits_while_the_smtp_server_is_down_and_goes_when_it_is_back(tmp_p
     [sent] = outbox_messages(back)
     assert sent["Message-ID"] == message_id
     back.close()
+
+
+def test_a_refusal_naming_the_recipient_keeps_the_address_out_of_logs_and_records(tmp_path: Path, caplog) -> None:
+    from mailflow.retries import Failure, record_failure
+
+    item = OutboxItem(id=1, kind="numbered", recipient="jane.roe@example.net", message_id="<m@x>", raw=b"")
+    with caplog.at_level("INFO"):
+        record_failure(item, Failure("550 5.1.1 <jane.roe@example.net>: Recipient address rejected", permanent=True))
+    assert item.state == "failed" and "[address]" in item.last_error
+    assert "jane.roe" not in item.last_error and "jane.roe" not in caplog.text

@@ -266,3 +266,25 @@ def test_an_overlong_answer_is_cut_and_the_author_told(tmp_path: Path) -> None:
     page = (site_path(app) / "interviews" / "00001" / "index.html").read_text()
     assert "word word […]" in page and "word " * 60 not in page
     app.close()
+
+
+def test_a_failed_message_is_shown_to_the_host_and_can_be_retried(tmp_path: Path, monkeypatch) -> None:
+    import mailflow.interviews as interviews
+    from mailflow.app import build_app
+    from mailflow.config import load_settings
+    from mailflow.testing import make_settings
+
+    app = build_app(load_settings(make_settings(tmp_path, core="digest = daily\ndigest_time = 00:00")))
+    monkeypatch.setattr(interviews, "extract_answers", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    run_pass(app)
+    [digest] = outbox_messages(app)
+    assert 'Incoming message 1 could not be read (error: RuntimeError: bug); after a fix, "mailflow retry 1"' in (
+        digest.get_body(("plain",)).get_content()
+    )
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "retry", "1"])
+    assert result.exit_code == 0, result.output
+    run_pass(app)
+    assert (site_path(app) / "interviews" / "00001" / "index.html").exists()
+    app.close()

@@ -8,15 +8,14 @@ once per pass (see worker.py), not once per interview.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailflow.config import Section
 from mailflow.errors import PublishError
+from mailflow.files import write_atomically
 from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
 from mailflow.render import Renderer
@@ -69,12 +68,6 @@ class StaticPublisher:
 
     def _write(self, target: Path, text: str) -> None:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A temporary name of its own, so that two workers writing the index never collide.
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, target)
+            write_atomically(target, text)
         except OSError as exc:
             raise PublishError(f"Cannot write the site page {target}: {exc.strerror}. Check [blog] path.") from exc

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +34,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from mailflow.config import Section
 from mailflow.errors import ConfigError, SourceError
+from mailflow.files import write_atomically
 from mailflow.sources import IncomingMail
 from mailflow.tls import (
     ServerSettings,
@@ -437,10 +437,7 @@ class UidState:
         self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(self.folders, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, self.path)
+        write_atomically(self.path, json.dumps(self.folders, indent=1, sort_keys=True), mode=0o600)
 
 
 def parse_key(key: str) -> tuple[str, int, int]:
