@@ -86,7 +86,7 @@ def test_an_update_is_a_json_update_action_on_the_same_url(fake, make) -> None:
     publisher.publish(make_page(answer="Second version."), placement.remote_id)
     update = [r for r in fake.requests if r.method == "POST"][-1].json()
     assert update["action"] == "update" and update["url"] == placement.remote_id
-    assert set(update["replace"]) == {"name", "content", "category", "post-status"}
+    assert set(update["replace"]) == {"name", "content", "category", "post-status", "published"}
     assert fake.created == 1
 
 

@@ -59,6 +59,7 @@ def test_the_post_reads_back_through_the_public_api(wordpress: WordPressSite) ->
     assert post["slug"] == slug and post["link"] == placement.url == f"{wordpress.url}{slug}/"
     assert html.unescape(post["title"]["rendered"]).replace("\u2019", "'") == "The Job-Seeker's Interview #00007"
     assert post["comment_status"] == "open"
+    assert post["date_gmt"].endswith("T00:00:00"), "the day only: the time of day would tell who sent it"
     content = post["content"]["rendered"]
     assert "Something in logistics, near home &amp; family." in content
     assert "What has surprised you so far?" in content and "Ask for the interview by email" in content

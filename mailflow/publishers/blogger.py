@@ -102,6 +102,7 @@ class BloggerPublisher:
                 "post_body.html", page=page, site=self.site, invitation=True, comments_in_post=True
             ),
             "labels": [*self.settings.labels, label],
+            "published": f"{page.date_iso}T00:00:00Z",  # the day only, never the time of day
         }
         if existing is None:
             post = self._ok(self._api("POST", "posts", params={"isDraft": "true"}, json=body), "insert the post")

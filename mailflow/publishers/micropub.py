@@ -123,7 +123,11 @@ class MicropubPublisher:
         ]
 
     def _properties(self, page: InterviewPage, html: str) -> dict[str, list[Any]]:
-        properties: dict[str, list[Any]] = {"name": [page.title], "content": [{"html": html}]}
+        properties: dict[str, list[Any]] = {
+            "name": [page.title],
+            "content": [{"html": html}],
+            "published": [f"{page.date_iso}T00:00:00Z"],  # the day only, never the time of day
+        }
         if self.settings.categories:
             properties["category"] = list(self.settings.categories)
         return properties
@@ -131,7 +135,9 @@ class MicropubPublisher:
     def _create(self, page: InterviewPage, slug: str, html: str) -> str:
         status = "draft" if self.settings.review else "published"
         if self.settings.form:  # form-encoded has no HTML content; the server receives the markup as text
-            data: dict[str, str | list[str]] = {"h": "entry", "name": page.title, "content": html}
+            data: dict[str, str | list[str]] = {
+                "h": "entry", "name": page.title, "content": html, "published": f"{page.date_iso}T00:00:00Z",
+            }  # fmt: skip
             if self.settings.categories:
                 data["category[]"] = list(self.settings.categories)
             response = self._post(data={**data, "mp-slug": slug, "post-status": status})

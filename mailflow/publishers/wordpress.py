@@ -192,6 +192,8 @@ class WordPressPublisher:
             "excerpt": page.excerpt,
             "slug": slug,
             "comment_status": "open",
+            # The day only: the blog's own clock would show the submission's time of day.
+            "date_gmt": f"{page.date_iso}T00:00:00",
         }
         if self.settings.categories:
             fields["categories"] = [self._term_id("categories", name) for name in self.settings.categories]
