@@ -17,9 +17,9 @@ from mailflow.app import App
 from mailflow.interviews import requeue_publication
 from mailflow.models import Comment, InboundMessage, Interview, Publication
 from mailflow.parsing import ParsedMail
-from mailflow.replies import send_email
+from mailflow.replies import reply_to
 from mailflow.scrub import scrub_answer, sender_names
-from mailflow.states import CommentState, Decision, InboundState, PublicationState
+from mailflow.states import CommentState, Decision, InboundState, PublicationState, join_reasons
 
 _SUBJECT = re.compile(r"\bcomment\s+on\s+(?:the\s+)?(?:interview\s+)?#?\s*(\d{1,5})\b", re.IGNORECASE)
 _NUMBER_SIGNATURE = re.compile(r"^(?:interview\s*)?(?:no\.?\s*|number\s*)?#?\s*(\d{1,5})$", re.IGNORECASE)
@@ -66,13 +66,9 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
     )
     if state == CommentState.APPROVED:
         requeue_publication(session, interview.id or 0)
-    blocked = send_email(
-        session, app, kind="comment_received",
-        recipient=mail.from_address,
-        extra={"number": number, "moderated": state != CommentState.APPROVED, "page_url": row[1].url},
-        sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
-    )  # fmt: skip
-    return InboundState.ACTED_ON, ", ".join(r for r in (f"comment-on-{number:05d}", blocked) if r)
+    extra = {"number": number, "moderated": state != CommentState.APPROVED, "page_url": row[1].url}
+    blocked = reply_to(session, app, inbound, mail, "comment_received", extra)
+    return InboundState.ACTED_ON, join_reasons(f"comment-on-{number:05d}", blocked)
 
 
 def is_on_the_blog(publication: Publication) -> bool:

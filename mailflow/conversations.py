@@ -17,8 +17,8 @@ from mailflow.app import App
 from mailflow.interviews import interview_confirmed_in, requeue_publication
 from mailflow.models import InboundMessage, Interview, Publication, Subscription
 from mailflow.parsing import ParsedMail
-from mailflow.replies import send_email
-from mailflow.states import Decision, InboundState, PublicationState, transition
+from mailflow.replies import reply_to
+from mailflow.states import Decision, InboundState, PublicationState, join_reasons, transition
 
 _COMMAND = re.compile(
     r"^\s*(withdraw|remove|delete|notify me|notify|stop|unsubscribe)\b[\s:#.!-]*(\d{1,5})?\s*[.!]?\s*$", re.IGNORECASE
@@ -79,11 +79,8 @@ def withdraw(
     take_down(session, app, interview)
     blocked = ""
     if mail is not None and inbound is not None:
-        blocked = send_email(
-            session, app, kind="withdrawn", recipient=mail.from_address, extra={"number": number},
-            sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
-        )  # fmt: skip
-    return InboundState.ACTED_ON, ", ".join(r for r in (f"withdrawn-{number:05d}", blocked) if r)
+        blocked = reply_to(session, app, inbound, mail, "withdrawn", {"number": number})
+    return InboundState.ACTED_ON, join_reasons(f"withdrawn-{number:05d}", blocked)
 
 
 def take_down(session: Session, app: App, interview: Interview) -> None:
@@ -112,19 +109,13 @@ def _notify(session: Session, app: App, interview: Interview, inbound: InboundMe
     subscription = session.exec(select(Subscription).where(Subscription.interview_id == interview.id)).first()
     if subscription is None:
         session.add(Subscription(interview_id=interview.id or 0, address=mail.from_address))
-    blocked = send_email(
-        session, app, kind="notify_on", recipient=mail.from_address, extra={"number": interview.number},
-        sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
-    )  # fmt: skip
-    return InboundState.ACTED_ON, ", ".join(r for r in ("notify-on", blocked) if r)
+    blocked = reply_to(session, app, inbound, mail, "notify_on", {"number": interview.number})
+    return InboundState.ACTED_ON, join_reasons("notify-on", blocked)
 
 
 def _stop(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
     owned = session.exec(select(Interview.id).where(Interview.sender_hash == inbound.sender_hash)).all()
     for subscription in session.exec(select(Subscription).where(Subscription.interview_id.in_(owned))).all():  # type: ignore[attr-defined]
         session.delete(subscription)
-    blocked = send_email(
-        session, app, kind="notify_off", recipient=mail.from_address, extra={},
-        sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
-    )  # fmt: skip
-    return InboundState.ACTED_ON, ", ".join(r for r in ("notify-off", blocked) if r)
+    blocked = reply_to(session, app, inbound, mail, "notify_off", {})
+    return InboundState.ACTED_ON, join_reasons("notify-off", blocked)

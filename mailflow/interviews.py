@@ -16,9 +16,9 @@ from mailflow.numbering import allocate_number
 from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
 from mailflow.render import format_number
-from mailflow.replies import last_sent_kind_within, send_email
+from mailflow.replies import last_sent_kind_within, reply_to
 from mailflow.scrub import scrub_answer, sender_names
-from mailflow.states import Decision, InboundState, PublicationState, transition
+from mailflow.states import Decision, InboundState, PublicationState, join_reasons, transition
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: 
     interval = app.settings.core.questionnaire_interval_hours
     if last_sent_kind_within(session, inbound.sender_hash, "questionnaire", interval):
         return InboundState.FOR_HOST, "questionnaire-sent-recently"
-    blocked = _reply(session, app, inbound, mail, "questionnaire", {})
+    blocked = reply_to(session, app, inbound, mail, "questionnaire", {})
     if blocked:
         return InboundState.FOR_HOST, blocked
     return InboundState.QUESTIONNAIRE_SENT, "no-answers"
@@ -81,10 +81,10 @@ def _number(
         "shortened": shortened,
         "limit": app.settings.core.max_answer_chars,
     }
-    blocked = _reply(session, app, inbound, mail, "numbered", context)
+    blocked = reply_to(session, app, inbound, mail, "numbered", context)
     logger.info("message %s: interview %05d", inbound.id, number)
     notes = (f"interview-{number:05d}", "answers-shortened" if shortened else "", blocked)
-    return InboundState.NUMBERED, ", ".join(r for r in notes if r)
+    return InboundState.NUMBERED, join_reasons(*notes)
 
 
 def link_crossovers(session: Session, app: App, interview: Interview) -> list[int]:
@@ -137,8 +137,8 @@ def _ask_for_missing(
     else:
         draft.answers_json = payload
     missing = [(n, q) for n, q in enumerate(app.questions, start=1) if n not in found]
-    blocked = _reply(session, app, inbound, mail, "incomplete", {"missing": missing, "answered": len(found)})
-    return InboundState.INCOMPLETE, ", ".join(r for r in ("below-threshold", blocked) if r)
+    blocked = reply_to(session, app, inbound, mail, "incomplete", {"missing": missing, "answered": len(found)})
+    return InboundState.INCOMPLETE, join_reasons("below-threshold", blocked)
 
 
 def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision | None:
@@ -162,10 +162,10 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     app.crossovers(session).add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, app.crossovers(session), interview)
     requeue_publication(session, interview.id or 0)
-    blocked = _reply(session, app, inbound, mail, "edited", {"number": interview.number,
+    blocked = reply_to(session, app, inbound, mail, "edited", {"number": interview.number,
                                                              "page_url": app.publisher.permalink(interview.number),
                                                              "changed": sorted(changed)})  # fmt: skip
-    return InboundState.ACTED_ON, ", ".join(r for r in (f"edited-{interview.number:05d}", blocked) if r)
+    return InboundState.ACTED_ON, join_reasons(f"edited-{interview.number:05d}", blocked)
 
 
 def owns_an_interview(session: Session, sender_hash: str) -> bool:
@@ -188,18 +188,3 @@ def interview_confirmed_in(session: Session, mail: ParsedMail, sender_hash: str)
     if interview is None or interview.sender_hash != sender_hash:
         return None
     return interview
-
-
-def _reply(
-    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, kind: str, extra: dict[str, object]
-) -> str:
-    return send_email(
-        session,
-        app,
-        kind=kind,
-        recipient=mail.from_address,
-        extra=extra,
-        sender_hash=inbound.sender_hash,
-        inbound_id=inbound.id,
-        answering=mail,
-    )

@@ -22,8 +22,8 @@ from mailflow.db import lock_key
 from mailflow.identity import sender_hash
 from mailflow.models import InboundMessage
 from mailflow.parsing import parse_message
-from mailflow.replies import send_email
-from mailflow.states import InboundState, transition
+from mailflow.replies import reply_to
+from mailflow.states import InboundState, join_reasons, transition
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,7 @@ def process_message(session: Session, app: App, inbound: InboundMessage) -> Outc
         return finish(inbound, InboundState.FOR_HOST, "sender-authentication-failed")
     if classification.verdict is Verdict.TOO_LARGE:
         extra = {"size_kb": mail.size // 1024, "limit_kb": app.context.max_message_bytes // 1024}
-        blocked = send_email(
-            session, app, kind="too_large", recipient=mail.from_address, extra=extra,
-            sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
-        )  # fmt: skip
+        blocked = reply_to(session, app, inbound, mail, "too_large", extra)
         return finish(inbound, InboundState.REJECTED, join_reasons("too-large", blocked))
     for handler in (comments.handle_comment, conversations.handle_command, interviews.handle_edit):
         handled = handler(session, app, inbound, mail)
@@ -79,10 +76,6 @@ def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
         InboundMessage.state != InboundState.RECEIVED,
     )
     return session.exec(other.limit(1)).first() is not None
-
-
-def join_reasons(*reasons: str) -> str:
-    return ", ".join(reason for reason in reasons if reason)
 
 
 def finish(inbound: InboundMessage, state: InboundState, reason: str) -> Outcome:

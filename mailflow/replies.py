@@ -163,3 +163,13 @@ def tell_author(session: Session, app: App, interview: Interview, kind: str, pag
         extra={"number": interview.number, "page_url": page_url},
         sender_hash=interview.sender_hash, inbound_id=inbound.id, answering=mail,
     )  # fmt: skip
+
+
+def reply_to(
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, kind: str, extra: dict[str, object]
+) -> str:
+    """Queue a reply to the sender of `mail`, threaded under it; '' or why it was not queued."""
+    return send_email(
+        session, app, kind=kind, recipient=mail.from_address, extra=extra,
+        sender_hash=inbound.sender_hash, inbound_id=inbound.id, answering=mail,
+    )  # fmt: skip

@@ -134,3 +134,8 @@ def now() -> datetime:
 
 Decision = tuple[InboundState, str]
 """What a handler decided for an incoming message: its final state and the reason."""
+
+
+def join_reasons(*reasons: str) -> str:
+    """ "interview-00007, reply-limit": the reasons that apply, in order, empty ones left out."""
+    return ", ".join(reason for reason in reasons if reason)

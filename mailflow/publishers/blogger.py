@@ -29,7 +29,6 @@ from mailflow.publishers.http import (
     existing_post,
     json_body,
     make_client,
-    publish_error,
     send,
     short_reason,
     split_names,
@@ -189,7 +188,7 @@ class BloggerPublisher:
             response = send(self.client, BLOG, method, url, headers=headers, **kwargs)
             if response.status_code != 401:
                 return response
-        raise publish_error(
+        raise PublishError(
             f"Blogger refused the access token even after refreshing it{short_reason(response)}: check "
             f"{CREDENTIALS} (the token needs the https://www.googleapis.com/auth/blogger scope).",
             permanent=True,
@@ -217,18 +216,18 @@ class BloggerPublisher:
         except (ValueError, AttributeError):
             error = ""
         if error == "invalid_grant":
-            return publish_error(
+            return PublishError(
                 f"Google refused the refresh token{short_reason(response)}: create a new one and put it in "
                 "[blog] refresh_token.",
                 permanent=True,
             )
         if error in ("invalid_client", "unauthorized_client"):
-            return publish_error(
+            return PublishError(
                 f"Google does not know this OAuth client{short_reason(response)}: check [blog] client_id and "
                 "client_secret.",
                 permanent=True,
             )
-        return publish_error(
+        return PublishError(
             f"Google's token endpoint refused to refresh the access token (HTTP {response.status_code}"
             f"{short_reason(response)}): check {CREDENTIALS} and [blog] token_url.",
             permanent=True,
@@ -239,11 +238,11 @@ class BloggerPublisher:
             return {} if empty else json_body(response, BLOG, "[blog] api_url")
         status, reason = response.status_code, short_reason(response)
         if status == 403:
-            raise publish_error(
+            raise PublishError(
                 f"Blogger would not let us {doing}{reason}: the Google account behind [blog] refresh_token must "
                 "be an author or administrator of the blog in [blog] blog_id.",
                 permanent=True,
             )
         if status == 404:
-            raise publish_error(f"Blogger could not {doing}{reason}: check [blog] blog_id.", permanent=True)
-        raise publish_error(f"Blogger would not {doing} (HTTP {status}{reason}).", permanent=True)
+            raise PublishError(f"Blogger could not {doing}{reason}: check [blog] blog_id.", permanent=True)
+        raise PublishError(f"Blogger would not {doing} (HTTP {status}{reason}).", permanent=True)

@@ -24,14 +24,6 @@ DEFAULT_TIMEOUT = 30.0
 MAX_RETRY_AFTER = 6 * 3600.0
 
 
-def publish_error(message: str, *, permanent: bool = False, retry_after: float | None = None) -> PublishError:
-    """A PublishError that may say how long the blog asked us to wait (seconds, from Retry-After);
-    the worker reads it with getattr(exc, "retry_after", None)."""
-    error = PublishError(message, permanent=permanent)
-    error.retry_after = retry_after  # type: ignore[attr-defined]  # see the report: belongs on PublishError
-    return error
-
-
 def retry_after_seconds(value: str | None) -> float | None:
     """RFC 9110 §10.2.3: Retry-After is either delay-seconds or an HTTP-date."""
     if not value:
@@ -54,13 +46,13 @@ def send(client: httpx.Client, blog: str, method: str, url: str, **kwargs: Any) 
     try:
         response = client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
-        raise publish_error(f"{blog} did not answer in time ({type(exc).__name__}); will try again.") from exc
+        raise PublishError(f"{blog} did not answer in time ({type(exc).__name__}); will try again.") from exc
     except httpx.TransportError as exc:
-        raise publish_error(f"{blog} could not be reached ({type(exc).__name__}: {exc}); will try again.") from exc
+        raise PublishError(f"{blog} could not be reached ({type(exc).__name__}: {exc}); will try again.") from exc
     if response.status_code == 429 or response.status_code >= 500:
         wait = retry_after_seconds(response.headers.get("Retry-After"))
         busy = "asked us to slow down" if response.status_code == 429 else "had a server error"
-        raise publish_error(
+        raise PublishError(
             f"{blog} {busy} (HTTP {response.status_code}{short_reason(response)}); will try again.",
             retry_after=wait,
         )
@@ -89,7 +81,7 @@ def json_body(response: httpx.Response, blog: str, setting: str) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise publish_error(
+        raise PublishError(
             f"{blog} answered {response.request.method} {response.request.url.path} with something that is "
             f"not JSON (HTTP {response.status_code}); check {setting}.",
             permanent=True,

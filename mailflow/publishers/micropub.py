@@ -24,7 +24,7 @@ from mailflow.config import Section
 from mailflow.errors import ConfigError, PublishError
 from mailflow.pages import CommentView, InterviewPage, SiteInfo
 from mailflow.publishers import Placement, PublisherEnv, Remember
-from mailflow.publishers.http import PostNaming, make_client, publish_error, send, short_reason, split_names
+from mailflow.publishers.http import PostNaming, make_client, send, short_reason, split_names
 from mailflow.render import Renderer
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class MicropubPublisher:
         self._ok(response, "create the post")
         location = response.headers.get("Location", "")
         if response.status_code not in (201, 202) or not location:
-            raise publish_error(
+            raise PublishError(
                 f"{BLOG} answered HTTP {response.status_code} without a Location for the new post; "
                 "check [blog] endpoint.",
                 permanent=True,
@@ -209,15 +209,13 @@ class MicropubPublisher:
         except (ValueError, AttributeError):
             error = ""
         if error == "insufficient_scope":
-            return publish_error(
+            return PublishError(
                 f"{BLOG} says [blog] token may not {doing}{reason}: issue a token with the create, update and "
                 "delete scopes.",
                 permanent=True,
             )
         if status in (401, 403):
-            return publish_error(
+            return PublishError(
                 f"{BLOG} refused [blog] token ({error or status}{reason}): check [blog] token.", permanent=True
             )
-        return publish_error(
-            f"{BLOG} would not {doing} (HTTP {status}{reason}): check [blog] endpoint.", permanent=True
-        )
+        return PublishError(f"{BLOG} would not {doing} (HTTP {status}{reason}): check [blog] endpoint.", permanent=True)

@@ -29,7 +29,6 @@ from mailflow.publishers.http import (
     existing_post,
     json_body,
     make_client,
-    publish_error,
     send,
     short_reason,
     split_names,
@@ -152,7 +151,7 @@ class WordPressPublisher:
         }
         response = self._request("POST", "wp/v2/comments", json=fields)
         if _error_body(response).get("code") == "rest_comment_closed":
-            raise publish_error(
+            raise PublishError(
                 f"Comments are closed on WordPress post {post_remote_id}: open them (the post's Discussion "
                 "settings, or Settings > Discussion for older posts).",
                 permanent=True,
@@ -168,7 +167,7 @@ class WordPressPublisher:
         """For `mailflow doctor`: log in, and confirm this user may publish and where posts go."""
         me = self._ok(self._request("GET", "wp/v2/users/me", params={"context": "edit"}), "read the user's profile")
         if not me.get("capabilities", {}).get("publish_posts"):
-            raise publish_error(
+            raise PublishError(
                 f"WordPress user {self.settings.username!r} may not publish posts: give it the Editor role.",
                 permanent=True,
             )
@@ -266,30 +265,30 @@ class WordPressPublisher:
             # visitor, who may not ask for drafts and trash (WordPress 6.1 answers 400, not 401).
             status = 401
         if response.is_redirect:
-            return publish_error(
+            return PublishError(
                 f"WordPress sent us elsewhere (HTTP {status} to {response.headers.get('Location', '?')}): "
                 "check [blog] url; use the address the site redirects to.",
                 permanent=True,
             )
         if status == 401:
-            return publish_error(
+            return PublishError(
                 f"WordPress refused the application password (could not {doing}{reason}): "
                 "check [blog] username and application_password.",
                 permanent=True,
             )
         if status == 403:
-            return publish_error(
+            return PublishError(
                 f"WordPress user {self.settings.username!r} may not {doing}{reason}: give that user the Editor "
                 "role (or Author, without [blog] categories and tags), or check [blog] username.",
                 permanent=True,
             )
         if status == 404 and code in ("rest_no_route", ""):
-            return publish_error(
+            return PublishError(
                 f"No WordPress REST API at {response.request.url} (HTTP 404): check [blog] url, or set [blog] "
                 "api_url (for a site without pretty permalinks: api_url = https://your.site/?rest_route=/).",
                 permanent=True,
             )
-        return publish_error(f"WordPress would not {doing} (HTTP {status}{reason}).", permanent=True)
+        return PublishError(f"WordPress would not {doing} (HTTP {status}{reason}).", permanent=True)
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:
