@@ -295,16 +295,21 @@ def _drop_signature_block(kept: list[str]) -> list[str]:
     return kept
 
 
-def _answer_from_lines(lines: list[_Line], noise: set[str]) -> str:
-    kept = _own_lines(lines, noise)
+def join_paragraphs(lines: list[str]) -> list[str]:
+    """Lines -> paragraphs: blank lines separate them, hard wraps inside one are undone."""
     paragraphs: list[str] = []
     current: list[str] = []
-    for text in [*kept, ""]:
-        if text:
+    for text in [*lines, ""]:
+        if text.strip():
             current.append(text)
         elif current:
             paragraphs.append(" ".join(" ".join(current).split()))
             current = []
+    return paragraphs
+
+
+def _answer_from_lines(lines: list[_Line], noise: set[str]) -> str:
+    paragraphs = join_paragraphs(_own_lines(lines, noise))
     if paragraphs:
         paragraphs[0] = _ANSWER_PREFIX.sub("", paragraphs[0])
     return "\n\n".join(p for p in paragraphs if p)

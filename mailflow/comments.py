@@ -12,7 +12,7 @@ import re
 
 from sqlmodel import Session, select
 
-from mailflow.answers import own_text
+from mailflow.answers import join_paragraphs, own_text
 from mailflow.app import App
 from mailflow.interviews import requeue_publication
 from mailflow.models import Comment, InboundMessage, Interview, Publication
@@ -81,19 +81,8 @@ def split_signature(text: str) -> tuple[str, str]:
     lines = [line.rstrip() for line in text.strip().splitlines()]
     content = [i for i, line in enumerate(lines) if line.strip()]
     if len(content) < 2:
-        return _paragraphs(lines), ANONYMOUS
+        return "\n\n".join(join_paragraphs(lines)), ANONYMOUS
     last = lines[content[-1]].strip().lstrip("-—–~ ").strip()
     if len(last) > MAX_SIGNATURE or last.endswith((".", "?", "!")):
-        return _paragraphs(lines), ANONYMOUS
-    return _paragraphs(lines[: content[-1]]), last
-
-
-def _paragraphs(lines: list[str]) -> str:
-    paragraphs, current = [], []
-    for line in [*lines, ""]:
-        if line.strip():
-            current.append(line.strip())
-        elif current:
-            paragraphs.append(" ".join(current))
-            current = []
-    return "\n\n".join(paragraphs)
+        return "\n\n".join(join_paragraphs(lines)), ANONYMOUS
+    return "\n\n".join(join_paragraphs(lines[: content[-1]])), last

@@ -85,8 +85,8 @@ def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key])
-    return int(session.exec(statement).rowcount or 0)  # type: ignore[call-overload]
+    statement = insert(model).values(rows).on_conflict_do_nothing(index_elements=[key]).returning(text("1"))
+    return len(session.exec(statement).all())  # type: ignore[call-overload]
 
 
 def lock_key(session: Session, key: str) -> None:

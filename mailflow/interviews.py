@@ -34,6 +34,13 @@ def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: 
     if len(found) >= app.min_answers:
         if draft is not None:
             session.delete(draft)
+        earlier = _same_interview(session, inbound.sender_hash, answers_to_json(app.questions, found))
+        if earlier is not None:
+            # Sent again ("I never got a reply"): the same number again, not a second interview.
+            context = {"number": earlier.number, "page_url": app.publisher.permalink(earlier.number), "related": [],
+                       "shortened": [], "limit": limit}  # fmt: skip
+            blocked = reply_to(session, app, inbound, mail, "numbered", context)
+            return InboundState.ACTED_ON, join_reasons(f"resubmitted-{earlier.number:05d}", blocked)
         return _number(session, app, inbound, mail, found, shortened)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
@@ -166,6 +173,13 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
                                                              "page_url": app.publisher.permalink(interview.number),
                                                              "changed": sorted(changed)})  # fmt: skip
     return InboundState.ACTED_ON, join_reasons(f"edited-{interview.number:05d}", blocked)
+
+
+def _same_interview(session: Session, sender_hash: str, answers_json: str) -> Interview | None:
+    if not sender_hash:
+        return None
+    query = select(Interview).where(Interview.sender_hash == sender_hash, Interview.answers_json == answers_json)
+    return session.exec(query.limit(1)).first()
 
 
 def owns_an_interview(session: Session, sender_hash: str) -> bool:

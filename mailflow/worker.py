@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_FROM = 200
 FETCH_BATCH = 100
+FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
 StopCheck = Callable[[], bool]
 
 
@@ -140,7 +141,7 @@ def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
             source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at
         )
         batch.append(row.model_dump(exclude={"id"}))
-        if len(batch) >= FETCH_BATCH:
+        if len(batch) >= FETCH_BATCH or sum(len(row["raw"]) for row in batch) >= FETCH_BATCH_BYTES:  # type: ignore[arg-type]
             report.fetched += _store(app, batch)
             batch = []
         if should_stop():

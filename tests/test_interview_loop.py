@@ -288,3 +288,14 @@ def test_a_failed_message_is_shown_to_the_host_and_can_be_retried(tmp_path: Path
     run_pass(app)
     assert (site_path(app) / "interviews" / "00001" / "index.html").exists()
     app.close()
+
+
+def test_the_same_answers_sent_again_get_the_same_number_again(app: App) -> None:
+    deliver(app, make_reply(FULL, sender="Jo <jo@example.net>", questions=QUESTIONS, message_id="<first@example.net>"))
+    run_pass(app)
+    deliver(app, make_reply(FULL, sender="Jo <jo@example.net>", questions=QUESTIONS, message_id="<again@example.net>"))
+    run_pass(app)
+    first, again = outbox_messages(app)
+    assert first["Subject"] == again["Subject"] == "Your interview number is 00001"
+    with Session(app.engine) as session:
+        assert [i.number for i in session.exec(select(Interview))] == [1]
