@@ -207,11 +207,12 @@ def _stdlib_bodies(message: Message) -> tuple[str | None, str | None, int]:
         if part.get_filename() or part.get_content_maintype() not in ("text",):
             attachments += 1
             continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         try:
-            payload = part.get_payload(decode=True) or b""
-            text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
-        except (LookupError, ValueError):
-            text = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+            text = data.decode(part.get_content_charset() or "utf-8", errors="replace")
+        except (LookupError, ValueError):  # an unknown charset name
+            text = data.decode("utf-8", errors="replace")
         if part.get_content_type() == "text/plain" and plain is None:
             plain = text
         elif part.get_content_type() == "text/html" and html is None:

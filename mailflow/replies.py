@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -123,7 +124,7 @@ def send_email(
     *,
     kind: str,
     recipient: str,
-    extra: dict[str, object],
+    extra: Mapping[str, object],
     sender_hash: str = "",
     inbound_id: int | None = None,
     answering: ParsedMail | None = None,
@@ -166,7 +167,7 @@ def tell_author(session: Session, app: App, interview: Interview, kind: str, pag
 
 
 def reply_to(
-    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, kind: str, extra: dict[str, object]
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, kind: str, extra: Mapping[str, object]
 ) -> str:
     """Queue a reply to the sender of `mail`, threaded under it; '' or why it was not queued."""
     return send_email(

@@ -31,8 +31,8 @@ def collect_status(app: App) -> dict[str, Any]:
                 for row in session.exec(
                     select(InboundMessage)
                     .where(InboundMessage.state == InboundState.FAILED)
-                    .order_by(InboundMessage.id.desc())
-                    .limit(RECENT_FAILURES)  # type: ignore[attr-defined]
+                    .order_by(InboundMessage.id.desc())  # type: ignore[union-attr]
+                    .limit(RECENT_FAILURES)
                 )
             ]
             + [

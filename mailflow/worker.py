@@ -136,14 +136,16 @@ def pass_lock(app: App) -> AbstractContextManager[bool]:
 
 def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
     batch: list[dict[str, object]] = []
+    batch_bytes = 0
     for incoming in app.source.fetch():
         row = InboundMessage(
             source_key=incoming.key, raw=incoming.raw, size=len(incoming.raw), arrived_at=incoming.arrived_at
         )
         batch.append(row.model_dump(exclude={"id"}))
-        if len(batch) >= FETCH_BATCH or sum(len(row["raw"]) for row in batch) >= FETCH_BATCH_BYTES:  # type: ignore[arg-type]
+        batch_bytes += len(incoming.raw)
+        if len(batch) >= FETCH_BATCH or batch_bytes >= FETCH_BATCH_BYTES:
             report.fetched += _store(app, batch)
-            batch = []
+            batch, batch_bytes = [], 0
         if should_stop():
             break
     report.fetched += _store(app, batch)
@@ -168,7 +170,7 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         for inbound_id in waiting:
             if should_stop():
                 return
-            report.decided[process_one(app, inbound_id)] += 1
+            report.decided[process_one(app, inbound_id or 0)] += 1
             progress.update()
 
 
