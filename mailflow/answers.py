@@ -214,15 +214,19 @@ def _best_question(text: str, number: int | None, targets: list[str], *, has_mar
     if len(candidate) < 8:
         return None
     best_number, best_ratio = None, 0.0
+    threshold = QUESTION_MATCH if has_mark else 0.92
     for position, target in enumerate(targets, start=1):
         if abs(len(candidate) - len(target)) > max(len(target), 12) * 0.6:
             continue
-        ratio = SequenceMatcher(None, candidate, target).ratio()
-        if number == position:
-            ratio += QUESTION_MATCH - NUMBERED_QUESTION_MATCH
+        bonus = QUESTION_MATCH - NUMBERED_QUESTION_MATCH if number == position else 0.0
+        matcher = SequenceMatcher(None, candidate, target)
+        # The cheap upper bounds first: most lines are nowhere near any question.
+        needed = max(best_ratio, threshold) - bonus
+        if matcher.real_quick_ratio() < needed or matcher.quick_ratio() < needed:
+            continue
+        ratio = matcher.ratio() + bonus
         if ratio > best_ratio:
             best_number, best_ratio = position, ratio
-    threshold = QUESTION_MATCH if has_mark else 0.92
     return best_number if best_ratio >= threshold else None
 
 

@@ -40,11 +40,13 @@ class CrossoverIndex:
 
     def __init__(self, documents: Iterable[tuple[int, str]] = ()) -> None:
         self._numbers: list[int] = []
+        self._positions: dict[int, int] = {}  # number -> row in the matrix
         self._texts: list[str] = []
         self._matrix: csr_matrix | None = None
         self._vectorizer: Any = None  # a fitted TfidfVectorizer
         self._fitted_size = 0
         for number, text in documents:
+            self._positions[number] = len(self._numbers)
             self._numbers.append(number)
             self._texts.append(text)
         self._refit()
@@ -76,11 +78,13 @@ class CrossoverIndex:
         self._fitted_size = len(self._texts)
 
     def add(self, number: int, text: str) -> None:
-        if number in self._numbers:
-            position = self._numbers.index(number)
-            self._texts[position] = text
-            self._refit()
+        position = self._position(number)
+        if position is not None:
+            if self._texts[position] != text:  # an edit; the same text again changes nothing
+                self._texts[position] = text
+                self._refit()
             return
+        self._positions[number] = len(self._numbers)
         self._numbers.append(number)
         self._texts.append(text)
         if self._vectorizer is None or len(self._texts) > self._fitted_size * (1 + REFIT_GROWTH):
@@ -90,10 +94,14 @@ class CrossoverIndex:
 
             self._matrix = vstack([self._matrix, self._vectorizer.transform([text])], format="csr")
 
+    def _position(self, number: int) -> int | None:
+        return self._positions.get(number)
+
     def remove(self, number: int) -> None:
-        if number in self._numbers:
-            position = self._numbers.index(number)
+        position = self._position(number)
+        if position is not None:
             del self._numbers[position], self._texts[position]
+            self._positions = {n: i for i, n in enumerate(self._numbers)}
             self._refit()
 
     def related(self, number: int, text: str, count: int = RELATED_COUNT) -> list[int]:
@@ -102,7 +110,11 @@ class CrossoverIndex:
             return []
         import numpy as np
 
-        query = self._vectorizer.transform([text])
+        position = self._position(number)
+        if position is not None and self._texts[position] == text and position < self._matrix.shape[0]:
+            query = self._matrix[position]  # already vectorised: no need to do it again
+        else:
+            query = self._vectorizer.transform([text])
         scores = (self._matrix @ query.T).toarray().ravel()
         order = np.argsort(-scores)
         found = []

@@ -24,6 +24,7 @@ from mailflow.states import CommentState, PublicationState, now, transition
 logger = logging.getLogger(__name__)
 
 PUBLISH_LEASE = timedelta(minutes=5)
+LISTING_SIZE = 50  # the newest interviews an index or feed shows; older ones keep their pages
 SHOWN_IN_PAGE = "in-page"  # Comment.remote_id when the page itself shows the comment
 
 
@@ -125,6 +126,7 @@ def refresh_listing(app: App) -> None:
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
             .where(Publication.state == PublicationState.PUBLISHED)
             .order_by(Interview.number.desc())  # type: ignore[attr-defined]
+            .limit(LISTING_SIZE)
         ).all()
         total = current_count(session)
     pages = [

@@ -22,17 +22,19 @@ def send_all(app: App, should_stop: Callable[[], bool] = lambda: False) -> tuple
         for item_id in due_ids(app, OutboxItem, OutboxState.QUEUED):
             if should_stop():
                 break
-            if send_one(app, item_id):
+            outcome = send_one(app, item_id)
+            if outcome is True:
                 sent += 1
-            else:
+            elif outcome is False:
                 failed += 1
     finally:
         app.outbox.close()
     return sent, failed
 
 
-def send_one(app: App, item_id: int) -> bool:
-    """Send one queued email; on failure record the error and when to try again.
+def send_one(app: App, item_id: int) -> bool | None:
+    """Send one queued email; on failure record the error and when to try again. None when
+    another worker has it (or it is already sent): not ours to count.
 
     The row stays locked while it is handed over, so two workers never send it twice; a
     crash before it is marked sent leaves it queued, and it goes again with the same bytes.
@@ -40,7 +42,7 @@ def send_one(app: App, item_id: int) -> bool:
     with transaction(app.engine) as session:
         item = claim(session, OutboxItem, item_id, OutboxItem.state == OutboxState.QUEUED)
         if item is None:
-            return True
+            return None
         mail = OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
         outcome = attempt(lambda: app.outbox.send(mail), f"outbox {item_id}")
         if not isinstance(outcome, Failure):

@@ -24,11 +24,11 @@ from datetime import datetime
 
 import schedule
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import func, select
 from tqdm import tqdm
 
 from mailflow.app import App
-from mailflow.db import claim, insert_new, is_sqlite, run_lock, transaction
+from mailflow.db import claim, insert_new, is_sqlite, lock_key, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
@@ -162,25 +162,43 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
     with transaction(app.engine) as session:
         waiting = session.exec(
-            select(InboundMessage.id).where(InboundMessage.state == InboundState.RECEIVED).order_by(InboundMessage.id)  # type: ignore[arg-type]
-        ).all()
+            select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
+        ).one()
     # A progress bar for a big backlog, only for a person watching a terminal.
-    progress = tqdm(total=len(waiting), unit="msg", disable=len(waiting) < PROGRESS_FROM or not sys.stderr.isatty())
+    progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
+    tried: set[int] = set()
     with progress:
-        for inbound_id in waiting:
-            if should_stop():
+        while not should_stop():
+            decided = process_next(app, tried)
+            if decided is None:
                 return
-            report.decided[process_one(app, inbound_id or 0)] += 1
+            report.decided[decided] += 1
             progress.update()
 
 
-def process_one(app: App, inbound_id: int) -> str:
-    """The failure boundary for one message: anything unexpected marks it failed, with the reason."""
+def process_next(app: App, tried: set[int]) -> str | None:
+    """Decide the oldest waiting message; None when none is left. The failure boundary for one
+    message: anything unexpected marks it failed, with the reason.
+
+    Decisions are taken one at a time, oldest first, even with several workers (they take
+    turns on a lock for the length of one decision): numbers follow the order of arrival,
+    which parallel deciding cannot promise. Fetching, sending, publishing and filing still
+    run in parallel."""
+    inbound_id = None
     try:
         with transaction(app.engine) as session:
-            inbound = claim(session, InboundMessage, inbound_id, InboundMessage.state == InboundState.RECEIVED)
-            if inbound is None:
-                return "already-decided"
+            lock_key(session, "mailflow-decisions")
+            inbound = session.exec(
+                select(InboundMessage)
+                .where(InboundMessage.state == InboundState.RECEIVED)
+                .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if inbound is None or inbound.id in tried:
+                return None  # nothing left (or a message that cannot even be marked failed: stop)
+            inbound_id = inbound.id or 0
+            tried.add(inbound_id)
             return process_message(session, app, inbound).state.value
     except OperationalError:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
@@ -188,8 +206,8 @@ def process_one(app: App, inbound_id: int) -> str:
         logger.exception("message %s: failed", inbound_id)
         app.forget_crossovers()
         with transaction(app.engine) as session:
-            inbound = session.get(InboundMessage, inbound_id)
-            if inbound is not None and inbound.state == InboundState.RECEIVED:
+            inbound = claim(session, InboundMessage, inbound_id or 0, InboundMessage.state == InboundState.RECEIVED)
+            if inbound is not None:
                 inbound.reason = redact_addresses(f"error: {type(exc).__name__}: {exc}")[:200]
                 transition(inbound, InboundState.FAILED, reason=inbound.reason)
         return InboundState.FAILED.value
@@ -203,23 +221,26 @@ def queue_scheduled_mail(app: App) -> None:
 
 
 def file_all(app: App, report: PassReport) -> None:
+    """Move or mark the mailbox copy of every decided message, once: each row is claimed while
+    its copy is filed, so two workers never move the same message."""
     with transaction(app.engine) as session:
         waiting = session.exec(
-            select(InboundMessage.id, InboundMessage.source_key, InboundMessage.state).where(
+            select(InboundMessage.id).where(
                 InboundMessage.filing == FilingState.WAITING, InboundMessage.state != InboundState.RECEIVED
             )
         ).all()
-    for inbound_id, key, state in waiting:
-        try:
-            app.source.file(key, state)
-        except SourceError as exc:
-            logger.warning("message %s: not filed yet (%s)", inbound_id, exc)
-            continue
+    for inbound_id in waiting:
         with transaction(app.engine) as session:
-            inbound = session.get(InboundMessage, inbound_id)
-            if inbound is not None and inbound.filing == FilingState.WAITING:
-                transition(inbound, FilingState.FILED, field="filing")
-                report.filed += 1
+            inbound = claim(session, InboundMessage, inbound_id or 0, InboundMessage.filing == FilingState.WAITING)
+            if inbound is None:
+                continue
+            try:
+                app.source.file(inbound.source_key, inbound.state)
+            except SourceError as exc:
+                logger.warning("message %s: not filed yet (%s)", inbound_id, exc)
+                continue
+            transition(inbound, FilingState.FILED, field="filing")
+            report.filed += 1
 
 
 def run_forever(app: App, poll_seconds: int) -> None:
