@@ -82,3 +82,42 @@ def test_a_refusal_naming_the_recipient_keeps_the_address_out_of_logs_and_record
         record_failure(item, Failure("550 5.1.1 <jane.roe@example.net>: Recipient address rejected", permanent=True))
     assert item.state == "failed" and "[address]" in item.last_error
     assert "jane.roe" not in item.last_error and "jane.roe" not in caplog.text
+
+
+def test_a_full_disk_stops_the_pass_with_a_plain_error_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The database sits on a tiny file system of its own, which then fills up."""
+    import os
+    import subprocess
+
+    import pytest
+
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True).returncode:
+        if os.environ.get("CI") == "true":
+            pytest.fail("mounting a small tmpfs for the full-disk test needs root")
+        pytest.skip("mounting a small tmpfs for the full-disk test needs root")
+    try:
+        settings = make_settings(tmp_path, database=f"sqlite:///{small}/mailflow.db", core="database_timeout = 1")
+        app = build_app(load_settings(settings))
+        filler = small / "filler"
+        with open(filler, "wb", buffering=0) as handle:  # take every byte that is left
+            try:
+                while True:
+                    handle.write(b"\0" * 4096)
+            except OSError:
+                pass
+        for index in range(5):
+            deliver(app, make_reply(FULL, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS))
+        result = CliRunner().invoke(main, ["--config", str(settings), "run", "--once"])
+        assert result.exit_code == 2, result.output
+        assert "the database could not be used" in result.output and "the disk is not full" in result.output
+        assert len(list((tmp_path / "var" / "mail" / "inbox" / "new").iterdir())) == 5, "every message still waits"
+        filler.unlink()
+        run_pass(app)
+        with Session(app.engine) as session:
+            assert sorted(m.state for m in session.exec(select(InboundMessage))) == ["numbered"] * 5
+        assert len(outbox_messages(app)) == 5
+        app.close()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
