@@ -513,3 +513,38 @@ def test_xss_vectors_in_answers_stay_text_in_a_wordpress_post(browser: Browser, 
         finally:
             if post_id:
                 api.delete(f"posts/{post_id}", params={"force": "true"})
+
+
+@pytest.mark.parametrize("backend", ["blogger", "micropub"])
+def test_xss_vectors_in_answers_stay_text_in_blogger_and_micropub_posts(
+    browser: Browser, tmp_path: Path, backend: str
+) -> None:
+    """The HTML these publishers send (the same post template) is what the hosted blog prints:
+    taken from the local servers that stand in for Blogger and a Micropub endpoint."""
+    from fake_blogger import FakeBlogger
+    from fake_micropub import GOOD_TOKEN, FakeMicropub
+
+    fake = FakeBlogger() if backend == "blogger" else FakeMicropub()
+    with fake:
+        if isinstance(fake, FakeBlogger):
+            settings = {"blog_id": fake.BLOG_ID, "client_id": fake.CLIENT_ID, "client_secret": fake.CLIENT_SECRET,
+                        "refresh_token": fake.REFRESH_TOKEN, "token_url": fake.token_url, "api_url": fake.api_url}
+        else:
+            settings = {"endpoint": fake.endpoint, "token": GOOD_TOKEN, "post_url": fake.base_url + "/{slug}/"}
+        with published_site(tmp_path / backend, [plain_vector_reply()], backend=backend, **settings) as (_, site_url):
+            [post] = list(fake.posts.values())
+        html_content = post["content"] if isinstance(fake, FakeBlogger) else post["properties"]["content"][0]["html"]
+    served = tmp_path / f"{backend}-page"
+    served.mkdir()
+    (served / "index.html").write_text(
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{backend}</title></head>'
+        f"<body><main>{html_content}</main></body></html>",
+        encoding="utf-8",
+    )
+    with serve_folder(served) as url:
+        page, watch = browser.open(url, width=DESKTOP, watch=True)
+        try:
+            assert_inert(page, watch, url, site_url)
+            assert_vectors_shown(page, backend)
+        finally:
+            page.close()
