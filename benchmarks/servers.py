@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imapclient import IMAPClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from mailflow import testing
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / "var" / "services" / "env"
@@ -168,17 +168,8 @@ questions = questions.txt
 @contextmanager
 def fresh_postgres_database(servers: Servers) -> Iterator[str]:
     """A new, empty PostgreSQL database on the test server; dropped afterwards."""
-    base = make_url(servers["POSTGRES_URL"])
-    name = f"mailflow_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with testing.fresh_postgres_database(servers["POSTGRES_URL"], prefix="mailflow_bench") as url:
+        yield url
 
 
 def read_env() -> dict[str, str]:

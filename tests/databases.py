@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from mailflow import testing
 
 from service_env import require_env
 
@@ -16,17 +15,8 @@ from service_env import require_env
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new, empty PostgreSQL database on the test server; dropped afterwards."""
-    base = make_url(require_env("MAILFLOW_TEST_POSTGRES_URL"))
-    name = f"mailflow_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with testing.fresh_postgres_database(require_env("MAILFLOW_TEST_POSTGRES_URL")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
