@@ -299,3 +299,14 @@ def test_the_same_answers_sent_again_get_the_same_number_again(app: App) -> None
     assert first["Subject"] == again["Subject"] == "Your interview number is 00001"
     with Session(app.engine) as session:
         assert [i.number for i in session.exec(select(Interview))] == [1]
+
+
+def test_an_overlapping_run_on_sqlite_steps_aside(app: App) -> None:
+    from mailflow.db import run_lock
+
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    with run_lock(app.lock_path) as held:  # another pass (a slow one, or cron and a person) is running
+        assert held
+        report = run_pass(app)
+    assert report.skipped_locked and report.fetched == 0 and outbox_messages(app) == []
+    assert run_pass(app).decided["numbered"] == 1
