@@ -118,7 +118,7 @@ def main() -> int:
 
 
 def bench_crossovers(sizes: Sizes, rows: list[Row], notes: list[str], details: dict[str, object]) -> None:
-    crossovers.measure(50)  # warm: scikit-learn imported, code paths compiled
+    crossovers.measure(50)  # warm: numpy and scipy imported, code paths compiled
     small = crossovers.measure(100)
     big = crossovers.measure(sizes.index_size)
     details["crossovers"] = {"small": asdict(small), "big": asdict(big)}

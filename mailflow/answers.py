@@ -25,6 +25,7 @@ MAX_TEXT = 200_000  # characters read per body; real replies are far shorter
 MAX_QUESTION_LINE = 400
 QUESTION_MATCH = 0.82  # similarity for a question found by its text alone
 NUMBERED_QUESTION_MATCH = 0.6  # ... and when its number agrees too
+Target = tuple[str, SequenceMatcher[str]]  # a question, normalised, and its matcher
 
 _QUOTE = re.compile(r"^[ \t]*((?:>[ \t]?)+)")
 _NUMBER = re.compile(
@@ -127,7 +128,9 @@ def html_to_text(html: str) -> str:
 
 def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], trust_numbers: bool) -> dict[int, str]:
     lines = _split_lines(text)
-    targets = [_normalise(q) for q in questions]
+    # One matcher per question, reused for every line: SequenceMatcher indexes its second
+    # sequence once, and that indexing was most of the cost of reading a reply.
+    targets = [(target, SequenceMatcher(None, "", target)) for target in map(_normalise, questions)]
     markers = _find_question_markers(lines, targets)
     found: dict[int, str] = {}
     for position, marker in enumerate(markers):
@@ -170,7 +173,7 @@ def _split_number(text: str) -> tuple[int | None, str]:
     return int(digits), text[match.end() :]
 
 
-def _find_question_markers(lines: list[_Line], targets: list[str]) -> list[_Marker]:
+def _find_question_markers(lines: list[_Line], targets: list[Target]) -> list[_Marker]:
     markers: list[_Marker] = []
     index = 0
     while index < len(lines):
@@ -183,7 +186,7 @@ def _find_question_markers(lines: list[_Line], targets: list[str]) -> list[_Mark
     return markers
 
 
-def _match_question(lines: list[_Line], index: int, targets: list[str]) -> _Marker | None:
+def _match_question(lines: list[_Line], index: int, targets: list[Target]) -> _Marker | None:
     """Does a question start at this line? Questions may wrap over up to three lines."""
     line = lines[index]
     if not line.text or len(line.text) > MAX_QUESTION_LINE:
@@ -209,22 +212,25 @@ def _match_question(lines: list[_Line], index: int, targets: list[str]) -> _Mark
     return None
 
 
-def _best_question(text: str, number: int | None, targets: list[str], *, has_mark: bool) -> int | None:
+def _best_question(text: str, number: int | None, targets: list[Target], *, has_mark: bool) -> int | None:
     candidate = _normalise(text)
     if len(candidate) < 8:
         return None
     best_number, best_ratio = None, 0.0
     threshold = QUESTION_MATCH if has_mark else 0.92
-    for position, target in enumerate(targets, start=1):
+    for position, (target, matcher) in enumerate(targets, start=1):
         if abs(len(candidate) - len(target)) > max(len(target), 12) * 0.6:
             continue
         bonus = QUESTION_MATCH - NUMBERED_QUESTION_MATCH if number == position else 0.0
-        matcher = SequenceMatcher(None, candidate, target)
-        # The cheap upper bounds first: most lines are nowhere near any question.
-        needed = max(best_ratio, threshold) - bonus
-        if matcher.real_quick_ratio() < needed or matcher.quick_ratio() < needed:
-            continue
-        ratio = matcher.ratio() + bonus
+        if candidate == target:  # the question quoted as we sent it: the usual case
+            ratio = 1.0 + bonus
+        else:
+            # The cheap upper bounds first: most lines are nowhere near any question.
+            needed = max(best_ratio, threshold) - bonus
+            matcher.set_seq1(candidate)
+            if matcher.real_quick_ratio() < needed or matcher.quick_ratio() < needed:
+                continue
+            ratio = matcher.ratio() + bonus
         if ratio > best_ratio:
             best_number, best_ratio = position, ratio
     return best_number if best_ratio >= threshold else None

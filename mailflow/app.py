@@ -40,14 +40,25 @@ class App:
     site: SiteInfo
     context: Context
     _crossovers: CrossoverIndex | None = None
+    _crossovers_checked: bool = False
     follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
     def crossovers(self, session: Session) -> CrossoverIndex:
-        """The cross-over index, built on first use in a pass and kept up to date by numbering."""
+        """The cross-over index: built on first use, kept up to date by this process as it
+        numbers, and brought up to date with other processes' changes once per `recheck`."""
+        if self._crossovers is not None and not self._crossovers_checked:
+            if not self._crossovers.catch_up(session):
+                self._crossovers = None
         if self._crossovers is None:
             self._crossovers = CrossoverIndex.from_database(session)
+        self._crossovers_checked = True
         return self._crossovers
+
+    def recheck_crossovers(self) -> None:
+        """Other processes (workers, the host's commands) may have changed interviews since:
+        look at the database again when the index is next used."""
+        self._crossovers_checked = False
 
     def forget_crossovers(self) -> None:
         """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""

@@ -1,8 +1,12 @@
 """Cross-overs: which interviews are closest to each other, by the words of their answers.
 
-TF-IDF (scikit-learn) over every interview that is or will be public; cosine similarity
-picks the few closest. The index is built once per pass and grows as interviews are
-numbered, so finding the related ones for a new interview is one sparse product, not a
+TF-IDF over every interview that is or will be public; cosine similarity picks the few
+closest. The weighting is the classic one (1 + ln tf, smoothed idf, unit-length rows),
+written here on scipy's sparse matrices rather than taken from scikit-learn, whose import
+alone cost ~2 s and ~60 MB in every worker for this one use.
+
+The index is built once and kept up to date as interviews are numbered, edited and
+withdrawn, so finding the related ones for a new interview is one sparse product, not a
 rebuild. The host's own links (`mailflow link` / `unlink`) win over the automatic ones.
 """
 
@@ -10,41 +14,82 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
+import unicodedata
+from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
 from mailflow.models import CrossLink, Interview, Publication
-from mailflow.states import PublicationState
+from mailflow.states import PublicationState, now
 
 if TYPE_CHECKING:
+    import numpy as np
     from scipy.sparse import csr_matrix
 
 logger = logging.getLogger(__name__)
 
 RELATED_COUNT = 3
 MIN_SIMILARITY = 0.08  # below this, two interviews share little more than common words
-REFIT_GROWTH = 0.25  # refit the vocabulary once the index has grown by a quarter
+REFIT_GROWTH = 0.25  # re-weigh the vocabulary once the index has grown by a quarter
+MERGE_PENDING = 64  # rows added since the last merge are kept apart, then merged in one go
+# Catching up re-reads what changed a little before the last look: rows stamped by another
+# worker's clock, or committed just after it, are not missed.
+SYNC_MARGIN = timedelta(seconds=5)
 # Only interviews that are (or are about to be) public may be linked or quoted: never one
 # waiting for review, rejected, withdrawn, or failing.
 VISIBLE = (PublicationState.PUBLISHED, PublicationState.QUEUED)
+
+WORD = re.compile(r"\b\w\w+\b")
+# Words that say nothing about a job search: two answers sharing them are not alike.
+STOP_WORDS = frozenset(
+    """a about above after again against all almost also although always am among an and another any anyone
+    anything are around as at be became because been before being below between both but by can cannot could
+    did do does doing done down during each either else enough even ever every few for from further get gets
+    got had has have having he her here hers herself him himself his how however i if in into is it its itself
+    just least less let like made make many may me might more most much must my myself neither no nor not now
+    of off often on once one only or other others our ours ourselves out over own per perhaps quite rather
+    really same she should since so some something still such than that the their theirs them themselves then
+    there these they this those though through thus to together too toward towards under until up upon us very
+    was we well were what whatever when where whether which while who whom whose why will with within without
+    would yet you your yours yourself yourselves im ive id ill dont didnt doesnt isnt wasnt cant couldnt wont
+    wouldnt ve ll re""".split()
+)
 
 
 def interview_text(answers_json: str) -> str:
     return "\n".join(item["answer"] for item in json.loads(answers_json))
 
 
+def words(text: str) -> list[str]:
+    """The words that count: lower case, accents folded (café = cafe), no stop words."""
+    text = text.lower()
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return [word for word in WORD.findall(text.replace("'", "")) if word not in STOP_WORDS]
+
+
 class CrossoverIndex:
-    """The answers of every visible interview as TF-IDF vectors, by interview number."""
+    """The answers of every visible interview as unit-length TF-IDF rows, by interview number.
+
+    Rows added since the vocabulary was weighed are kept in a short pending list and merged
+    into the matrix in batches: appending to a sparse matrix one row at a time would copy
+    it every time."""
 
     def __init__(self, documents: Iterable[tuple[int, str]] = ()) -> None:
         self._numbers: list[int] = []
-        self._positions: dict[int, int] = {}  # number -> row in the matrix
+        self._positions: dict[int, int] = {}  # number -> row
         self._texts: list[str] = []
-        self._matrix: csr_matrix | None = None
-        self._vectorizer: Any = None  # a fitted TfidfVectorizer
+        self._columns: dict[str, int] = {}
+        self._idf: np.ndarray | None = None
+        self._matrix: csr_matrix | None = None  # the first rows; the rest are pending
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (columns, weights) of later rows
         self._fitted_size = 0
+        self.synced_at: datetime | None = None  # when the database was last read (from_database, catch_up)
         for number, text in documents:
             self._positions[number] = len(self._numbers)
             self._numbers.append(number)
@@ -53,32 +98,92 @@ class CrossoverIndex:
 
     @classmethod
     def from_database(cls, session: Session) -> CrossoverIndex:
+        started = now()
         rows = session.exec(
             select(Interview.number, Interview.answers_json)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
             .where(Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
             .order_by(Interview.number)  # type: ignore[arg-type]
         ).all()
-        return cls((number, interview_text(answers)) for number, answers in rows)
+        index = cls((number, interview_text(answers)) for number, answers in rows)
+        index.synced_at = started
+        return index
+
+    def catch_up(self, session: Session) -> bool:
+        """Take in what other processes changed since the last look (interviews numbered,
+        edited, approved, withdrawn); reading only those rows keeps this independent of the
+        size of the site. False when the index cannot be trusted (rows were deleted, or
+        changed too long ago to be seen): then build it again."""
+        if self.synced_at is None:
+            return False
+        started, since = now(), self.synced_at - SYNC_MARGIN
+        changed = session.exec(
+            select(Interview.number, Interview.answers_json, Publication.state)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(or_(Interview.updated_at >= since, Publication.updated_at >= since))  # type: ignore[arg-type]
+            .order_by(Interview.number)  # type: ignore[arg-type]
+        ).all()
+        for number, answers, state in changed:
+            if state in VISIBLE:
+                self.add(number, interview_text(answers))
+            else:
+                self.remove(number)
+        visible = session.exec(
+            select(func.count()).select_from(Publication).where(Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
+        ).one()
+        self.synced_at = started
+        return visible == len(self)
 
     def __len__(self) -> int:
         return len(self._numbers)
 
     def _refit(self) -> None:
-        # scikit-learn takes a second or two to import: only a pass that numbers pays for it.
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        """Weigh the vocabulary of every text afresh and rebuild the matrix."""
+        import numpy as np
+        from scipy.sparse import csr_matrix
 
-        if not self._texts:
-            return
-        self._vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, strip_accents="unicode")
-        try:
-            self._matrix = self._vectorizer.fit_transform(self._texts)
-        except ValueError:  # only stop words so far: nothing to compare yet
-            self._vectorizer, self._matrix = None, None
-        self._fitted_size = len(self._texts)
+        counts = [Counter(words(text)) for text in self._texts]
+        frequency: Counter[str] = Counter()
+        for count in counts:
+            frequency.update(count.keys())
+        self._columns = {word: column for column, word in enumerate(frequency)}
+        total = len(counts)
+        self._idf = np.array([math.log((1 + total) / (1 + df)) + 1 for df in frequency.values()])
+        rows = [self._weigh(count) for count in counts]
+        pointers = np.zeros(len(rows) + 1, dtype=np.int64)
+        pointers[1:] = np.cumsum([len(columns) for columns, _ in rows])
+        empty = np.zeros(0)
+        self._matrix = csr_matrix(
+            (
+                np.concatenate([weights for _, weights in rows]) if rows else empty,
+                np.concatenate([columns for columns, _ in rows]) if rows else empty.astype(np.int64),
+                pointers,
+            ),
+            shape=(len(rows), max(1, len(self._columns))),
+        )
+        self._pending = []
+        self._fitted_size = total
+
+    def _weigh(self, count: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+        """One text's row: (columns, unit-length weights); words not in the vocabulary are left out."""
+        import numpy as np
+
+        assert self._idf is not None
+        known = [(self._columns[word], 1 + math.log(tf)) for word, tf in count.items() if word in self._columns]
+        columns = np.array([column for column, _ in known], dtype=np.int64)
+        weights = np.array([tf for _, tf in known]) * self._idf[columns] if known else np.zeros(0)
+        norm = float(np.sqrt(weights @ weights)) if known else 0.0
+        return columns, (weights / norm if norm else weights)
+
+    def _row(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self._matrix is not None
+        if position < self._matrix.shape[0]:
+            start, end = self._matrix.indptr[position], self._matrix.indptr[position + 1]
+            return self._matrix.indices[start:end], self._matrix.data[start:end]
+        return self._pending[position - self._matrix.shape[0]]
 
     def add(self, number: int, text: str) -> None:
-        position = self._position(number)
+        position = self._positions.get(number)
         if position is not None:
             if self._texts[position] != text:  # an edit; the same text again changes nothing
                 self._texts[position] = text
@@ -87,38 +192,61 @@ class CrossoverIndex:
         self._positions[number] = len(self._numbers)
         self._numbers.append(number)
         self._texts.append(text)
-        if self._vectorizer is None or len(self._texts) > self._fitted_size * (1 + REFIT_GROWTH):
+        if len(self._texts) > self._fitted_size * (1 + REFIT_GROWTH):
             self._refit()
-        else:
-            from scipy.sparse import vstack
+            return
+        self._pending.append(self._weigh(Counter(words(text))))
+        if len(self._pending) >= MERGE_PENDING:
+            self._merge_pending()
 
-            self._matrix = vstack([self._matrix, self._vectorizer.transform([text])], format="csr")
+    def _merge_pending(self) -> None:
+        import numpy as np
+        from scipy.sparse import csr_matrix, vstack
 
-    def _position(self, number: int) -> int | None:
-        return self._positions.get(number)
+        assert self._matrix is not None
+        pointers = np.zeros(len(self._pending) + 1, dtype=np.int64)
+        pointers[1:] = np.cumsum([len(columns) for columns, _ in self._pending])
+        rows = csr_matrix(
+            (np.concatenate([w for _, w in self._pending]), np.concatenate([c for c, _ in self._pending]), pointers),
+            shape=(len(self._pending), self._matrix.shape[1]),
+        )
+        self._matrix = vstack([self._matrix, rows], format="csr")
+        self._pending = []
 
     def remove(self, number: int) -> None:
-        position = self._position(number)
+        position = self._positions.get(number)
         if position is not None:
             del self._numbers[position], self._texts[position]
             self._positions = {n: i for i, n in enumerate(self._numbers)}
             self._refit()
 
     def related(self, number: int, text: str, count: int = RELATED_COUNT) -> list[int]:
-        """The numbers of the closest interviews to `text`, best first, never `number` itself."""
-        if self._vectorizer is None or self._matrix is None:
-            return []
+        """The numbers of the closest interviews to `text`, best first (ties: the older
+        first), never `number` itself."""
         import numpy as np
 
-        position = self._position(number)
-        if position is not None and self._texts[position] == text and position < self._matrix.shape[0]:
-            query = self._matrix[position]  # already vectorised: no need to do it again
+        if self._matrix is None or not self._numbers:
+            return []
+        position = self._positions.get(number)
+        if position is not None and self._texts[position] == text:
+            columns, weights = self._row(position)  # already weighed: no need to do it again
         else:
-            query = self._vectorizer.transform([text])
-        scores = (self._matrix @ query.T).toarray().ravel()
-        order = np.argsort(-scores)
+            columns, weights = self._weigh(Counter(words(text)))
+        if not len(columns):
+            return []
+        query = np.zeros(self._matrix.shape[1])
+        query[columns] = weights
+        scores = self._matrix @ query
+        if self._pending:
+            scores = np.concatenate([scores, [float(w @ query[c]) for c, w in self._pending]])
+        candidates = min(count + 1, len(scores))
+        best = (
+            np.argpartition(-scores, candidates - 1)[:candidates]
+            if candidates < len(scores)
+            else np.arange(len(scores))
+        )
         found = []
-        for position in order[: count + 1]:
+        for position in sorted(best, key=lambda p: (-scores[p], p)):
             if scores[position] < MIN_SIMILARITY:
                 break
             if self._numbers[position] != number:

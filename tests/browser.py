@@ -138,7 +138,10 @@ class Browser:
         self._playwright = sync_playwright().start()
         try:
             self._context = self._playwright.chromium.launch_persistent_context(
-                str(self.profile), executable_path=self.executable, headless=True, args=list(CHROMIUM_ARGS),
+                str(self.profile),
+                executable_path=self.executable,
+                headless=True,
+                args=list(CHROMIUM_ARGS),
                 viewport={"width": 1280, "height": 800},
             )
         except BaseException:  # a browser that would not start: stop the driver, then say why

@@ -1,6 +1,6 @@
 """A worker to be killed: run by tests/test_crash_kill.py as a fork server.
 
-Importing mailflow takes seconds (scikit-learn), too long to pay thirty times, so this
+Importing mailflow takes about a second, too long to pay thirty times, so this
 process imports once and then, for each line `run SEED MODE` on stdin, forks a child that
 builds the app from the settings file and runs `mailflow.worker.run_pass` in a loop, the way
 `mailflow run` does. The test kills that child with SIGKILL; the parent reaps it and reports
@@ -55,7 +55,11 @@ def instrument(app: App, journal: Journal, mode: str, rng: random.Random) -> Non
             time.sleep(rng.uniform(0, 0.012))
 
     outbox_send, publish, refresh, render, file = (
-        app.outbox.send, app.publisher.publish, app.publisher.refresh_listing, app.renderer.email, app.source.file
+        app.outbox.send,
+        app.publisher.publish,
+        app.publisher.refresh_listing,
+        app.renderer.email,
+        app.source.file,
     )
 
     def send(mail):  # type: ignore[no-untyped-def]
@@ -82,8 +86,8 @@ def instrument(app: App, journal: Journal, mode: str, rng: random.Random) -> Non
             checkpoint("render")
         return render(name, **context)
 
-    def file_copy(key, outcome):  # type: ignore[no-untyped-def]
-        file(key, outcome)
+    def file_copy(outcomes):  # type: ignore[no-untyped-def]
+        file(outcomes)
         checkpoint("file-after")
 
     app.outbox.send = send  # type: ignore[method-assign]
@@ -94,8 +98,15 @@ def instrument(app: App, journal: Journal, mode: str, rng: random.Random) -> Non
 
 
 def did_nothing(report: PassReport) -> bool:
-    return not (report.fetched or report.decided or report.sent or report.published or report.filed
-                or report.send_failures or report.publish_failures)
+    return not (
+        report.fetched
+        or report.decided
+        or report.sent
+        or report.published
+        or report.filed
+        or report.send_failures
+        or report.publish_failures
+    )
 
 
 def child(settings: Path, journal_path: Path, seed: int, mode: str) -> None:

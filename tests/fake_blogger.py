@@ -72,7 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         parts = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        request = Request(self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body)
+        request = Request(
+            self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
+        )
         fake = self.server.fake
         fake.requests.append(request)
         fault = fake.take_fault(request)
@@ -148,17 +150,27 @@ class LocalServer:
 def google_error(code: int, status: str, reason: str, message: str) -> Reply:
     """The JSON error body of a Google API (global domain): {"error": {"code", "message",
     "errors": [{"domain", "reason", "message"}], "status"}} (see the module docstring)."""
-    error = {"code": code, "message": message, "errors": [{"message": message, "domain": "global", "reason": reason}],
-             "status": status}
+    error = {
+        "code": code,
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": reason}],
+        "status": status,
+    }
     headers = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'} if code == 401 else {}
     return Reply(code, {"error": error}, headers)
 
 
 # The errors tests ask for, as Google sends them.
-EXPIRED = google_error(401, "UNAUTHENTICATED", "authError", "Request had invalid authentication credentials. "
-                       "Expected OAuth 2 access token, login cookie or other valid authentication credential.")
-FORBIDDEN = google_error(403, "PERMISSION_DENIED", "forbidden",
-                         "We're sorry, but you don't have permission to access this resource.")
+EXPIRED = google_error(
+    401,
+    "UNAUTHENTICATED",
+    "authError",
+    "Request had invalid authentication credentials. "
+    "Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+)
+FORBIDDEN = google_error(
+    403, "PERMISSION_DENIED", "forbidden", "We're sorry, but you don't have permission to access this resource."
+)
 NOT_FOUND = google_error(404, "NOT_FOUND", "notFound", "Not Found")
 SERVER_ERROR = google_error(500, "INTERNAL", "backendError", "Backend Error")
 
@@ -214,13 +226,20 @@ class FakeBlogger(LocalServer):
             return EXPIRED
         if request.path == f"/blogger/v3/blogs/{self.BLOG_ID}" and request.method == "GET":
             # blogs.get: https://developers.google.com/blogger/docs/3.0/reference/blogs/get
-            return Reply(200, {"kind": "blogger#blog", "id": self.BLOG_ID, "name": "Fake Job-Seekers",
-                               "url": "https://fake-jobseekers.blogspot.com/"})
+            return Reply(
+                200,
+                {
+                    "kind": "blogger#blog",
+                    "id": self.BLOG_ID,
+                    "name": "Fake Job-Seekers",
+                    "url": "https://fake-jobseekers.blogspot.com/",
+                },
+            )
         if not request.path.startswith(prefix):
             return NOT_FOUND  # another blog id
         if self.forbidden:
             return FORBIDDEN
-        rest = request.path[len(prefix):].strip("/").split("/")
+        rest = request.path[len(prefix) :].strip("/").split("/")
         if rest == [""]:
             return self._list(request) if request.method == "GET" else self._insert(request)
         post = self.posts.get(rest[0])
@@ -239,8 +258,15 @@ class FakeBlogger(LocalServer):
             return Reply(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
         token = f"ya29.fake-{self.token_requests}"
         self.valid_tokens.add(token)
-        return Reply(200, {"access_token": token, "expires_in": 3599,
-                           "scope": "https://www.googleapis.com/auth/blogger", "token_type": "Bearer"})
+        return Reply(
+            200,
+            {
+                "access_token": token,
+                "expires_in": 3599,
+                "scope": "https://www.googleapis.com/auth/blogger",
+                "token_type": "Bearer",
+            },
+        )
 
     def _list(self, request: Request) -> Reply:
         # posts.list: labels (comma-separated), status (repeated; default live), fetchBodies.

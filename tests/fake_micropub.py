@@ -88,8 +88,9 @@ class FakeMicropub(LocalServer):
         else:
             if payload.get("h") != ["entry"]:
                 return micropub_error(400, "invalid_request", "Only h=entry is supported.")
-            properties = {key.removesuffix("[]"): values for key, values in payload.items()
-                          if key not in ("h", "access_token")}
+            properties = {
+                key.removesuffix("[]"): values for key, values in payload.items() if key not in ("h", "access_token")
+            }
         slug = (properties.pop("mp-slug", None) or [f"post-{len(self.posts) + 1}"])[0]
         url = self.post_url(slug)
         if url in self.posts:
@@ -121,5 +122,8 @@ class FakeMicropub(LocalServer):
 
     def live(self, slug_part: str) -> list[str]:
         """URLs of posts containing `slug_part` that are published and not deleted."""
-        return [url for url, post in self.posts.items()
-                if slug_part in url and not post["deleted"] and post["properties"].get("post-status") == ["published"]]
+        return [
+            url
+            for url, post in self.posts.items()
+            if slug_part in url and not post["deleted"] and post["properties"].get("post-status") == ["published"]
+        ]

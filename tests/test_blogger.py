@@ -33,17 +33,26 @@ def fake() -> Iterator[FakeBlogger]:
 
 
 def settings_for(fake: FakeBlogger, **overrides: str) -> dict[str, str]:
-    return {"blog_id": fake.BLOG_ID, "client_id": fake.CLIENT_ID, "client_secret": fake.CLIENT_SECRET,
-            "refresh_token": fake.REFRESH_TOKEN, "token_url": fake.token_url, "api_url": fake.api_url,
-            "labels": "Interviews, Job seeking", **overrides}
+    return {
+        "blog_id": fake.BLOG_ID,
+        "client_id": fake.CLIENT_ID,
+        "client_secret": fake.CLIENT_SECRET,
+        "refresh_token": fake.REFRESH_TOKEN,
+        "token_url": fake.token_url,
+        "api_url": fake.api_url,
+        "labels": "Interviews, Job seeking",
+        **overrides,
+    }
 
 
 @pytest.fixture
 def make(fake: FakeBlogger) -> Iterator:
     with httpx.Client(timeout=5) as client:
+
         def build(**overrides: str) -> BloggerPublisher:
             section = Section("blog", settings_for(fake, **overrides), Path("."))
             return BloggerPublisher.from_section(section, publisher_env(), client)
+
         yield build
 
 
@@ -200,8 +209,7 @@ def make_due(app: App) -> None:
 
 
 def test_the_worker_keeps_the_draft_id_when_publishing_fails_and_finishes_it_later(fake, blogger_app) -> None:
-    deliver(blogger_app, make_reply({n: f"My answer {n}." for n in range(1, len(QUESTIONS) + 1)},
-                                    questions=QUESTIONS))
+    deliver(blogger_app, make_reply({n: f"My answer {n}." for n in range(1, len(QUESTIONS) + 1)}, questions=QUESTIONS))
     fake.fail_next("POST", r"/publish$", SERVER_ERROR)
     report = run_pass(blogger_app)
     assert report.publish_failures == 1
@@ -218,8 +226,7 @@ def test_the_worker_keeps_the_draft_id_when_publishing_fails_and_finishes_it_lat
 
 
 def test_the_worker_waits_at_least_as_long_as_retry_after(fake, blogger_app) -> None:
-    deliver(blogger_app, make_reply({n: f"My answer {n}." for n in range(1, len(QUESTIONS) + 1)},
-                                    questions=QUESTIONS))
+    deliver(blogger_app, make_reply({n: f"My answer {n}." for n in range(1, len(QUESTIONS) + 1)}, questions=QUESTIONS))
     fake.fail_next("POST", r"/posts$", rate_limited(3600))
     run_pass(blogger_app)
     row = publication(blogger_app)

@@ -93,64 +93,80 @@ class Person:
     answers: dict[int, str]
 
     def reply(self) -> bytes:
-        return make_reply(self.answers, sender=f"{self.name} <{self.address}>", questions=QUESTIONS,
-                          message_id=make_msgid(domain=self.address.split("@")[1]))
+        return make_reply(
+            self.answers,
+            sender=f"{self.name} <{self.address}>",
+            questions=QUESTIONS,
+            message_id=make_msgid(domain=self.address.split("@")[1]),
+        )
 
 
 PEOPLE = (
-    Person("María López", "maria.lopez@correo.example", {
-        1: "Registered nurse posts, ideally on a children's ward. I trained in Zaragoza and worked in paediatrics "
-           "for eleven years, so I am also looking at community health roles (vacunación clinics, school nursing) "
-           "where my Spanish helps families feel at home. 🙂",
-        2: "Since March, so about eight months.\n\nAt first I applied to everything on "
-           "jobs.example.org/search/results?role=registered-nurse&location=anywhere&radius=100&sort=newest&page=12 "
-           "and heard nothing back. Then I changed tactics: fewer applications, each one rewritten for the ward, "
-           "a short note to the ward manager and a follow-up call a week later.\n\n"
-           "I have had four interviews since then, two of them last month.",
-        3: "The silence. You send a carefully written letter and nothing comes back, not even a no. I understand "
-           "hospitals are busy, but a two-line reply would mean so much. Some days I refresh my inbox every ten "
-           "minutes… 😅",
-        4: "A group of nurses who meet online on Thursdays. We read each other's letters and practise interview "
-           "questions. One of them, Jürgen, rewrote my CV with me line by line. Write to me at "
-           "maria.lopez@correo.example or call +34 612 345 678 if you want to join.",
-        5: "Recruitment agencies. Three of them took my details, one called twice, and then they all went quiet. "
-           "My profile is still at https://www.linkedin.com/in/maria-lopez-rn-paediatrics-zaragoza-madrid-london-2026 "
-           "but I no longer expect much from it.",
-        6: "Honest feedback after an interview. Even “we chose someone with more experience on adult wards” would "
-           "tell me what to work on.\n\nChildcare on interview days would help too: mine are four and seven.",
-        7: "Call the ward, not only HR. Ask about the team, the shifts, the patients. Keep a notebook of every "
-           "application: date, contact, what you wrote, what they said. It turns the waiting into something you "
-           "can see.\n\nAnd rest. You cannot care for anyone on an empty tank, including yourself. 💪",
-        8: "Thank you for doing this. Reading the other interviews made me feel less alone. ¡Ánimo a todos!",
-    }),
-    Person("Tobias Schneider", "t.schneider@posteo.example", {
-        1: "Warehouse and logistics, night shifts preferred. I hold the "
-           "Lagerlogistikfachkraftweiterbildungszertifikat and a forklift licence, and I would take a "
-           "Donaudampfschifffahrtselektrizitätenhauptbetriebswerkbauunterbeamtengesellschaft job if it paid.",
-        2: "Fourteen months. Pfff… 😤\n\nMy profile headline is "
-           "#OpenToWork#Logistics#Warehouse#ForkliftLicence#NightShifts#Hamburg#Bremen#Kiel#Lübeck#Rostock "
-           "because a recruiter said keywords matter. It did not change a thing.\n\n"
-           "I keep a spreadsheet: 212 applications, 9 interviews, 2 offers that were withdrawn.",
-        3: "Being told I am over-qualified for jobs I have done for twenty years, and under-qualified for the ones "
-           "that ask for a degree in supply-chain management.",
-        4: "My neighbour, who drives for a parcel company, told me which depots were really hiring. That was worth "
-           "more than every job board together.",
-        5: "Paying for a CV review service: €149 for three changed adjectives.",
-        6: "A driving course paid by the job centre, so I could move into delivery work.",
-        7: "Ask people who already work there. Ask at the gate at shift change. Most of them remember being where "
-           "you are.",
-        8: "Grüße aus Hamburg — and good luck to everyone reading this. 🍀",
-    }),
-    Person("Aisha Okafor", "aisha.o@mail.example", {
-        1: "A move from primary teaching into user research. I have run about 2,000 parent meetings, which is "
-           "basically interviewing, and I love finding out why people do what they do. 👩🏾‍💻",
-        3: "Sooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo "
-           "many portfolio requirements, when I cannot show school work for privacy reasons.",
-        4: "A free evening course at the library, and a café where other career-changers meet on Saturdays.",
-        7: "Your old job taught you more than you think. Write the list, then translate it into the new "
-           "field's words. It felt naïve at first; it works.",
-        8: "Merci, and keep going.",
-    }),
+    Person(
+        "María López",
+        "maria.lopez@correo.example",
+        {
+            1: "Registered nurse posts, ideally on a children's ward. I trained in Zaragoza and worked in paediatrics "
+            "for eleven years, so I am also looking at community health roles (vacunación clinics, school nursing) "
+            "where my Spanish helps families feel at home. 🙂",
+            2: "Since March, so about eight months.\n\nAt first I applied to everything on "
+            "jobs.example.org/search/results?role=registered-nurse&location=anywhere&radius=100&sort=newest&page=12 "
+            "and heard nothing back. Then I changed tactics: fewer applications, each one rewritten for the ward, "
+            "a short note to the ward manager and a follow-up call a week later.\n\n"
+            "I have had four interviews since then, two of them last month.",
+            3: "The silence. You send a carefully written letter and nothing comes back, not even a no. I understand "
+            "hospitals are busy, but a two-line reply would mean so much. Some days I refresh my inbox every ten "
+            "minutes… 😅",
+            4: "A group of nurses who meet online on Thursdays. We read each other's letters and practise interview "
+            "questions. One of them, Jürgen, rewrote my CV with me line by line. Write to me at "
+            "maria.lopez@correo.example or call +34 612 345 678 if you want to join.",
+            5: "Recruitment agencies. Three of them took my details, one called twice, and then they all went quiet. "
+            "My profile is still at https://www.linkedin.com/in/maria-lopez-rn-paediatrics-zaragoza-madrid-london-2026 "
+            "but I no longer expect much from it.",
+            6: "Honest feedback after an interview. Even “we chose someone with more experience on adult wards” would "
+            "tell me what to work on.\n\nChildcare on interview days would help too: mine are four and seven.",
+            7: "Call the ward, not only HR. Ask about the team, the shifts, the patients. Keep a notebook of every "
+            "application: date, contact, what you wrote, what they said. It turns the waiting into something you "
+            "can see.\n\nAnd rest. You cannot care for anyone on an empty tank, including yourself. 💪",
+            8: "Thank you for doing this. Reading the other interviews made me feel less alone. ¡Ánimo a todos!",
+        },
+    ),
+    Person(
+        "Tobias Schneider",
+        "t.schneider@posteo.example",
+        {
+            1: "Warehouse and logistics, night shifts preferred. I hold the "
+            "Lagerlogistikfachkraftweiterbildungszertifikat and a forklift licence, and I would take a "
+            "Donaudampfschifffahrtselektrizitätenhauptbetriebswerkbauunterbeamtengesellschaft job if it paid.",
+            2: "Fourteen months. Pfff… 😤\n\nMy profile headline is "
+            "#OpenToWork#Logistics#Warehouse#ForkliftLicence#NightShifts#Hamburg#Bremen#Kiel#Lübeck#Rostock "
+            "because a recruiter said keywords matter. It did not change a thing.\n\n"
+            "I keep a spreadsheet: 212 applications, 9 interviews, 2 offers that were withdrawn.",
+            3: "Being told I am over-qualified for jobs I have done for twenty years, and under-qualified for the ones "
+            "that ask for a degree in supply-chain management.",
+            4: "My neighbour, who drives for a parcel company, told me which depots were really hiring. That was worth "
+            "more than every job board together.",
+            5: "Paying for a CV review service: €149 for three changed adjectives.",
+            6: "A driving course paid by the job centre, so I could move into delivery work.",
+            7: "Ask people who already work there. Ask at the gate at shift change. Most of them remember being where "
+            "you are.",
+            8: "Grüße aus Hamburg — and good luck to everyone reading this. 🍀",
+        },
+    ),
+    Person(
+        "Aisha Okafor",
+        "aisha.o@mail.example",
+        {
+            1: "A move from primary teaching into user research. I have run about 2,000 parent meetings, which is "
+            "basically interviewing, and I love finding out why people do what they do. 👩🏾‍💻",
+            3: "Sooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo "
+            "many portfolio requirements, when I cannot show school work for privacy reasons.",
+            4: "A free evening course at the library, and a café where other career-changers meet on Saturdays.",
+            7: "Your old job taught you more than you think. Write the list, then translate it into the new "
+            "field's words. It felt naïve at first; it works.",
+            8: "Merci, and keep going.",
+        },
+    ),
     Person("Kwame Mensah", "kwame@example.org", {n: f"Short answer {n}." for n in range(1, 9)}),
 )
 
@@ -322,8 +338,12 @@ def vectors_by_question() -> dict[int, list[str]]:
 
 def plain_vector_reply() -> bytes:
     answers = {number: "\n\n".join(texts) for number, texts in vectors_by_question().items()}
-    return make_reply(answers, sender=f"{HOSTILE_SENDER} <sam.rivera@example.net>", questions=QUESTIONS,
-                      message_id="<vectors-plain@example.net>")
+    return make_reply(
+        answers,
+        sender=f"{HOSTILE_SENDER} <sam.rivera@example.net>",
+        questions=QUESTIONS,
+        message_id="<vectors-plain@example.net>",
+    )
 
 
 def html_only_reply(answer_html: dict[int, str], message_id: str) -> bytes:
@@ -360,15 +380,19 @@ def html_only_reply(answer_html: dict[int, str], message_id: str) -> bytes:
 
 def typed_vector_reply() -> bytes:
     """The vectors as a person types them into an HTML mail client: escaped by the client."""
-    answers = {number: "".join(f"<div>{html.escape(text)}</div><div><br></div>" for text in texts)
-               for number, texts in vectors_by_question().items()}
+    answers = {
+        number: "".join(f"<div>{html.escape(text)}</div><div><br></div>" for text in texts)
+        for number, texts in vectors_by_question().items()
+    }
     return html_only_reply(answers, "<vectors-typed@mail.gmail.com>")
 
 
 def crafted_vector_reply() -> bytes:
     """The vectors as raw markup inside the reply's HTML: a hand-crafted hostile message."""
-    answers = {number: "<div>My answer, pasted from a forum:</div>" + "".join(f"<div>{text}</div>" for text in texts)
-               for number, texts in vectors_by_question().items()}
+    answers = {
+        number: "<div>My answer, pasted from a forum:</div>" + "".join(f"<div>{text}</div>" for text in texts)
+        for number, texts in vectors_by_question().items()
+    }
     return html_only_reply(answers, "<vectors-crafted@mail.gmail.com>")
 
 
@@ -407,8 +431,8 @@ def answer_texts(page: Page) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "make"), [("plain", plain_vector_reply), ("html-typed", typed_vector_reply),
-                       ("html-crafted", crafted_vector_reply)]
+    ("kind", "make"),
+    [("plain", plain_vector_reply), ("html-typed", typed_vector_reply), ("html-crafted", crafted_vector_reply)],
 )
 def test_xss_vectors_in_answers_stay_text_on_the_static_site(
     browser: Browser, tmp_path: Path, kind: str, make: Callable[[], bytes]
@@ -436,6 +460,7 @@ def assert_vectors_shown(page: Page, kind: str) -> None:
         firsts = page.eval_on_selector_all("dl.qa > dd", "dds => dds.map(dd => dd.querySelector('p').textContent)")
         assert len(firsts) >= len(QUESTIONS) // 2 and set(firsts) == {"My answer, pasted from a forum:"}
         return
+
     # Two quirks that are not escaping, so not compared: answers.html_to_text undoes html2text's
     # markdown escapes, which also eats a backslash a person typed before punctuation; and
     # WordPress's wptexturize prints "--" as an en dash.
@@ -463,8 +488,10 @@ def test_feed_of_xss_answers_is_well_formed_atom(tmp_path: Path) -> None:
 
 
 def test_feed_stays_well_formed_when_answers_hold_control_characters(browser: Browser, tmp_path: Path) -> None:
-    answers = {n: f"Answer {n}, pasted from a terminal: a NUL \x00, a bell \x07 and an escape \x1b[0m." for n in
-               range(1, len(QUESTIONS) + 1)}
+    answers = {
+        n: f"Answer {n}, pasted from a terminal: a NUL \x00, a bell \x07 and an escape \x1b[0m."
+        for n in range(1, len(QUESTIONS) + 1)
+    }
     reply = make_reply(answers, sender="Sam Rivera <sam.rivera@example.net>", questions=QUESTIONS)
     with published_site(tmp_path, [reply]) as (_, url):
         page, _watch = browser.open(f"{url}feed.xml", width=DESKTOP)
@@ -487,8 +514,18 @@ def test_xss_vectors_in_answers_stay_text_in_a_wordpress_post(browser: Browser, 
     user, password = require_env("MAILFLOW_TEST_WP_USER"), require_env("MAILFLOW_TEST_WP_APP_PASSWORD")
     slug = f"xss-{uuid.uuid4().hex[:8]}-{{number}}"  # unique, so no other test's post is reused
     api = httpx.Client(base_url=wp_url.rstrip("/") + "/wp-json/wp/v2/", auth=(user, password), timeout=30)
-    with api, published_site(tmp_path / "wp", [plain_vector_reply()], backend="wordpress", url=wp_url,
-                             username=user, application_password=password, slug_pattern=slug) as (app, site_url):
+    with (
+        api,
+        published_site(
+            tmp_path / "wp",
+            [plain_vector_reply()],
+            backend="wordpress",
+            url=wp_url,
+            username=user,
+            application_password=password,
+            slug_pattern=slug,
+        ) as (app, site_url),
+    ):
         with Session(app.engine) as session:
             [publication] = session.exec(select(Publication)).all()
         post_id = publication.remote_id
@@ -527,8 +564,14 @@ def test_xss_vectors_in_answers_stay_text_in_blogger_and_micropub_posts(
     fake = FakeBlogger() if backend == "blogger" else FakeMicropub()
     with fake:
         if isinstance(fake, FakeBlogger):
-            settings = {"blog_id": fake.BLOG_ID, "client_id": fake.CLIENT_ID, "client_secret": fake.CLIENT_SECRET,
-                        "refresh_token": fake.REFRESH_TOKEN, "token_url": fake.token_url, "api_url": fake.api_url}
+            settings = {
+                "blog_id": fake.BLOG_ID,
+                "client_id": fake.CLIENT_ID,
+                "client_secret": fake.CLIENT_SECRET,
+                "refresh_token": fake.REFRESH_TOKEN,
+                "token_url": fake.token_url,
+                "api_url": fake.api_url,
+            }
         else:
             settings = {"endpoint": fake.endpoint, "token": GOOD_TOKEN, "post_url": fake.base_url + "/{slug}/"}
         with published_site(tmp_path / backend, [plain_vector_reply()], backend=backend, **settings) as (_, site_url):

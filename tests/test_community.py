@@ -24,7 +24,9 @@ WAREHOUSE = {n: f"Warehouse forklift night shifts, logistics depot work, answer 
 NURSING = {n: f"Hospital nursing ward care, patients and clinical rotas, answer {n}." for n in range(1, 9)}
 
 
-def mail_from(sender: str, subject: str, body: str, *, in_reply_to: str = "", headers: dict[str, str] | None = None) -> bytes:
+def mail_from(
+    sender: str, subject: str, body: str, *, in_reply_to: str = "", headers: dict[str, str] | None = None
+) -> bytes:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = "interview@jobseekers.example"
@@ -55,8 +57,15 @@ def test_withdraw_by_replying_takes_the_page_down_and_forgets_the_answers(app: A
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
     assert page(app, 1).exists()
-    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001", "withdraw\n\nThanks",
-                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    deliver(
+        app,
+        mail_from(
+            "Jo <jo@example.net>",
+            "Re: Your interview number is 00001",
+            "withdraw\n\nThanks",
+            in_reply_to=confirmation(app, "jo@example.net")["Message-ID"],
+        ),
+    )
     run_pass(app)
     assert not page(app, 1).exists()
     assert "#00001" not in (site_path(app) / "index.html").read_text()
@@ -81,9 +90,15 @@ def test_nobody_can_withdraw_someone_elses_interview(app: App) -> None:
 def test_reply_to_the_confirmation_with_a_new_answer_edits_the_same_interview(app: App) -> None:
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
-    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001",
-                           "3. Actually the hardest part is the silence after interviews.\n\nJo\n",
-                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    deliver(
+        app,
+        mail_from(
+            "Jo <jo@example.net>",
+            "Re: Your interview number is 00001",
+            "3. Actually the hardest part is the silence after interviews.\n\nJo\n",
+            in_reply_to=confirmation(app, "jo@example.net")["Message-ID"],
+        ),
+    )
     run_pass(app)
     html = page(app, 1).read_text()
     assert "the silence after interviews" in html
@@ -100,14 +115,23 @@ def test_review_mode_holds_the_page_until_the_host_approves_by_replying_to_the_d
     assert "once it has been read" in confirmation(app, "jo@example.net").get_body(("plain",)).get_content()
     [digest] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
     assert "#00001" in digest.get_body(("plain",)).get_content()
-    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: digest", "approve 00001\nreject 00009 spam\n",
-                           in_reply_to=digest["Message-ID"]))
+    deliver(
+        app,
+        mail_from(
+            "Host <host@jobseekers.example>",
+            "Re: digest",
+            "approve 00001\nreject 00009 spam\n",
+            in_reply_to=digest["Message-ID"],
+        ),
+    )
     run_pass(app)
     assert page(app, 1).exists()
     [_, done] = [m for m in outbox_messages(app) if m["To"] == "host@jobseekers.example"]
     text = done.get_body(("plain",)).get_content()
     assert "Done: Interview 00001 approved" in text and "Not done: There is no interview 00009" in text
-    assert any(m["Subject"] == "Interview 00001 is on the blog" and m["To"] == "jo@example.net" for m in outbox_messages(app))
+    assert any(
+        m["Subject"] == "Interview 00001 is on the blog" and m["To"] == "jo@example.net" for m in outbox_messages(app)
+    )
     app.close()
 
 
@@ -116,7 +140,12 @@ def test_a_forged_host_address_alone_commands_nothing(tmp_path: Path) -> None:
     app = make_app(tmp_path, core="review = yes")
     deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
     deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001"))
-    deliver(app, mail_from("Host <host@jobseekers.example>", "Re: x", "approve 00001", in_reply_to="<guessed@jobseekers.example>"))
+    deliver(
+        app,
+        mail_from(
+            "Host <host@jobseekers.example>", "Re: x", "approve 00001", in_reply_to="<guessed@jobseekers.example>"
+        ),
+    )
     run_pass(app)
     assert not page(app, 1).exists()
     with Session(app.engine) as session:
@@ -138,7 +167,9 @@ def test_host_commands_need_the_host_address_and_a_passing_authentication(tmp_pa
     # The server prepends its real "fail" on top; the attacker's own "pass" below it is not believed.
     injected = {"Authentication-Results": "mx.jobseekers.example; dmarc=pass header.from=jobseekers.example"}
     forged_more = mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=injected)
-    deliver(app, b"Authentication-Results: mx.jobseekers.example; dmarc=fail header.from=jobseekers.example\n" + forged_more)
+    deliver(
+        app, b"Authentication-Results: mx.jobseekers.example; dmarc=fail header.from=jobseekers.example\n" + forged_more
+    )
     # SPF passing for another domain does not vouch for the host's address.
     unaligned = {"Authentication-Results": "mx.jobseekers.example; spf=pass smtp.mailfrom=attacker.example; dmarc=none"}
     deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001", headers=unaligned))
@@ -167,12 +198,23 @@ def test_reject_from_the_command_line_keeps_it_off_the_blog(tmp_path: Path) -> N
 def test_comment_by_email_appears_signed_and_a_number_only_when_verified(app: App) -> None:
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
-    deliver(app, mail_from("Sam Reed <sam@example.org>", "Comment on interview 00001",
-                           "Night shifts wore me down too. Hang in there.\n\n-- Sammy\n"))
-    deliver(app, mail_from("Mallory <mallory@example.org>", "Comment on interview 00001",
-                           "I pretend to be the author.\nInterview 00001\n"))
-    deliver(app, mail_from("Jo <jo@example.net>", "Comment on interview 00001",
-                           "Thank you all, it helps.\n00001\n"))
+    deliver(
+        app,
+        mail_from(
+            "Sam Reed <sam@example.org>",
+            "Comment on interview 00001",
+            "Night shifts wore me down too. Hang in there.\n\n-- Sammy\n",
+        ),
+    )
+    deliver(
+        app,
+        mail_from(
+            "Mallory <mallory@example.org>",
+            "Comment on interview 00001",
+            "I pretend to be the author.\nInterview 00001\n",
+        ),
+    )
+    deliver(app, mail_from("Jo <jo@example.net>", "Comment on interview 00001", "Thank you all, it helps.\n00001\n"))
     run_pass(app)
     html = page(app, 1).read_text()
     assert "Night shifts wore me down too. Hang in there." in html and "<strong>Sammy</strong>" in html
@@ -196,7 +238,9 @@ def test_similar_interviews_cross_over_and_older_pages_gain_the_link(app: App) -
     third = page(app, 3).read_text()
     assert 'href="https://jobseekers.example/interviews/00001/"' in third
     assert 'href="https://jobseekers.example/interviews/00002/"' not in third
-    assert 'href="https://jobseekers.example/interviews/00003/"' in page(app, 1).read_text(), "older page gains the link back"
+    assert 'href="https://jobseekers.example/interviews/00003/"' in page(app, 1).read_text(), (
+        "older page gains the link back"
+    )
     reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
     assert "#00001: https://jobseekers.example/interviews/00001/" in reply
 
@@ -225,8 +269,15 @@ def test_mentions_of_another_interview_become_links(app: App) -> None:
 def test_notify_me_sends_cross_over_notes_and_stop_ends_them(app: App) -> None:
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
-    deliver(app, mail_from("Jo <jo@example.net>", "Re: Your interview number is 00001", "notify me",
-                           in_reply_to=confirmation(app, "jo@example.net")["Message-ID"]))
+    deliver(
+        app,
+        mail_from(
+            "Jo <jo@example.net>",
+            "Re: Your interview number is 00001",
+            "notify me",
+            in_reply_to=confirmation(app, "jo@example.net")["Message-ID"],
+        ),
+    )
     run_pass(app)
     similar = {n: f"Warehouse forklift night shifts at the logistics depot again, answer {n}." for n in range(1, 9)}
     deliver(app, make_reply(similar, sender="Kim <kim@example.net>", questions=QUESTIONS))
@@ -300,8 +351,12 @@ def test_raw_messages_and_addresses_are_purged_after_the_retention_period(tmp_pa
 )
 def test_a_sender_failing_authentication_gets_no_automatic_reply(tmp_path: Path, result: str, answered: bool) -> None:
     app = make_app(tmp_path, core="authserv_id = mx.jobseekers.example")
-    deliver(app, mail_from("Victim <victim@example.net>", "send me the interview", "please",
-                           headers={"Authentication-Results": result}))
+    deliver(
+        app,
+        mail_from(
+            "Victim <victim@example.net>", "send me the interview", "please", headers={"Authentication-Results": result}
+        ),
+    )
     run_pass(app)
     assert bool(outbox_messages(app)) is answered
     app.close()
@@ -311,9 +366,15 @@ def test_a_thank_you_after_the_number_reaches_the_host_without_the_address(tmp_p
     app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
     deliver(app, make_reply(WAREHOUSE, sender="Jane Roe <jane.roe@example.net>", questions=QUESTIONS))
     run_pass(app)
-    deliver(app, mail_from("Jane Roe <jane.roe@example.net>", "Re: Your interview number is 00001",
-                           "Thank you so much, this means a lot!",
-                           in_reply_to=confirmation(app, "jane.roe@example.net")["Message-ID"]))
+    deliver(
+        app,
+        mail_from(
+            "Jane Roe <jane.roe@example.net>",
+            "Re: Your interview number is 00001",
+            "Thank you so much, this means a lot!",
+            in_reply_to=confirmation(app, "jane.roe@example.net")["Message-ID"],
+        ),
+    )
     with Session(app.engine) as session:  # make the next digest due
         for run in session.exec(select(DigestRun)).all():
             session.delete(run)

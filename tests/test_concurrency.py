@@ -39,12 +39,26 @@ def test_four_workers_on_postgresql_number_each_reply_once_and_reply_once(tmp_pa
         app = build_app(load_settings(settings))
         for index in range(REPLIES):
             answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
-            deliver(app, make_reply(answers, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
-                                    message_id=f"<conc-{index}@example.net>"))
+            deliver(
+                app,
+                make_reply(
+                    answers,
+                    sender=f"P{index} <p{index}@example.net>",
+                    questions=QUESTIONS,
+                    message_id=f"<conc-{index}@example.net>",
+                ),
+            )
         for index in range(DUPLICATES):  # the same messages delivered twice, as an MTA retrying does
             answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
-            deliver(app, make_reply(answers, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
-                                    message_id=f"<conc-{index}@example.net>"))
+            deliver(
+                app,
+                make_reply(
+                    answers,
+                    sender=f"P{index} <p{index}@example.net>",
+                    questions=QUESTIONS,
+                    message_id=f"<conc-{index}@example.net>",
+                ),
+            )
         workers = [
             subprocess.Popen([sys.executable, "-c", WORKER, str(settings)], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -33,8 +33,17 @@ from conftest import QUESTIONS
 
 COMPLETE, INCOMPLETE, REQUESTS, AUTOMATIC, DUPLICATES = 110, 5, 10, 10, 10
 TRIALS = 34
-TARGETS = ["render:1", "send-before:2", "send-after:1", "publish-before:1", "publish-after:2", "listing:1",
-           "file-after:3", "render:3", "send-after:3"]
+TARGETS = [
+    "render:1",
+    "send-before:2",
+    "send-after:1",
+    "publish-before:1",
+    "publish-after:2",
+    "listing:1",
+    "file-after:3",
+    "render:3",
+    "send-after:3",
+]
 
 
 @dataclass
@@ -55,28 +64,52 @@ def message_set() -> list[Mail]:
     """Every shape of incoming mail, mixed in a fixed random order, duplicates included."""
     mails = []
     for i in range(COMPLETE):
-        answers = {n: f"Person {i} on question {n}: warehouse shifts, {i * n} applications, a mentor." for n in
-                   range(1, len(QUESTIONS) + 1)}
+        answers = {
+            n: f"Person {i} on question {n}: warehouse shifts, {i * n} applications, a mentor."
+            for n in range(1, len(QUESTIONS) + 1)
+        }
         sender, message_id = f"person{i}@example.net", f"<complete-{i}@example.net>"
-        mails.append(Mail(make_reply(answers, sender=f"Person {i} <{sender}>", questions=QUESTIONS,
-                                     message_id=message_id), "complete", sender, message_id))
+        mails.append(
+            Mail(
+                make_reply(answers, sender=f"Person {i} <{sender}>", questions=QUESTIONS, message_id=message_id),
+                "complete",
+                sender,
+                message_id,
+            )
+        )
     for i in range(INCOMPLETE):
         sender, message_id = f"partial{i}@example.org", f"<partial-{i}@example.org>"
-        mails.append(Mail(make_reply({1: "Care work.", 2: "Six months."}, sender=sender, questions=QUESTIONS,
-                                     message_id=message_id), "incomplete", sender, message_id))
+        mails.append(
+            Mail(
+                make_reply(
+                    {1: "Care work.", 2: "Six months."}, sender=sender, questions=QUESTIONS, message_id=message_id
+                ),
+                "incomplete",
+                sender,
+                message_id,
+            )
+        )
     for i in range(REQUESTS):
         sender, message_id = f"asker{i}@example.org", f"<request-{i}@example.org>"
-        raw = (f"From: Asker {i} <{sender}>\r\nTo: interview@jobseekers.example\r\nSubject: the interview\r\n"
-               f"Message-ID: {message_id}\r\n\r\nHello, could you send me the questions? Thanks\r\n").encode()
+        raw = (
+            f"From: Asker {i} <{sender}>\r\nTo: interview@jobseekers.example\r\nSubject: the interview\r\n"
+            f"Message-ID: {message_id}\r\n\r\nHello, could you send me the questions? Thanks\r\n"
+        ).encode()
         mails.append(Mail(raw, "request", sender, message_id))
-    automatic_headers = ["Auto-Submitted: auto-replied\r\nSubject: Automatic reply: the interview",
-                         "Precedence: bulk\r\nSubject: newsletter", "List-Id: <jobs.lists.example.org>\r\nSubject: jobs",
-                         "Subject: Out of Office", "Subject: Undelivered Mail Returned to Sender"]
+    automatic_headers = [
+        "Auto-Submitted: auto-replied\r\nSubject: Automatic reply: the interview",
+        "Precedence: bulk\r\nSubject: newsletter",
+        "List-Id: <jobs.lists.example.org>\r\nSubject: jobs",
+        "Subject: Out of Office",
+        "Subject: Undelivered Mail Returned to Sender",
+    ]
     for i in range(AUTOMATIC):
         sender = "mailer-daemon@mx.example.org" if i % 5 == 4 else f"away{i}@example.org"
         message_id = f"<auto-{i}@example.org>"
-        raw = (f"From: {sender}\r\nTo: interview@jobseekers.example\r\n{automatic_headers[i % 5]}\r\n"
-               f"Message-ID: {message_id}\r\n\r\nI am away until Monday.\r\n").encode()
+        raw = (
+            f"From: {sender}\r\nTo: interview@jobseekers.example\r\n{automatic_headers[i % 5]}\r\n"
+            f"Message-ID: {message_id}\r\n\r\nI am away until Monday.\r\n"
+        ).encode()
         mails.append(Mail(raw, "automatic", sender, message_id))
     mails.extend(random.Random(11).sample(mails[:COMPLETE], DUPLICATES))  # the same bytes delivered twice
     random.Random(7).shuffle(mails)
@@ -90,7 +123,11 @@ class Zygote:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "crashworker.py"), str(settings), str(journal)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log.open("wb"), text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log.open("wb"),
+            text=True,
+            env=env,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -244,9 +281,16 @@ def test_sigkill_at_any_moment_loses_nothing_and_doubles_nothing(tmp_path: Path)
     published = Counter(int(e[2]) for e in entries if e[1] == "publish-done")
     assert set(published) == set(range(1, COMPLETE + 1))
     assert not [p for p in (site / "interviews").rglob("*") if p.name.endswith(".tmp")], "half-written pages"
-    print(json.dumps({"killed": trials.killed, "survived": trials.survived,
-                      "interrupted sends": len(interrupted_sends),
-                      "interrupted publishes": len(_started_not_done(entries, "publish"))}))
+    print(
+        json.dumps(
+            {
+                "killed": trials.killed,
+                "survived": trials.survived,
+                "interrupted sends": len(interrupted_sends),
+                "interrupted publishes": len(_started_not_done(entries, "publish")),
+            }
+        )
+    )
 
 
 def _started_not_done(entries: list[list[str]], step: str) -> list[list[str]]:

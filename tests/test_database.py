@@ -44,8 +44,15 @@ def test_upgrading_twice_changes_nothing_and_keeps_data(database_url: str, tmp_p
 def test_numbers_are_gapless_and_replies_single_on_both_databases(database_url: str, tmp_path: Path) -> None:
     app = build_app(load_settings(make_settings(tmp_path, database=database_url)))
     for index in range(6):
-        deliver(app, make_reply(FULL, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
-                                message_id=f"<db-{index}@example.net>"))
+        deliver(
+            app,
+            make_reply(
+                FULL,
+                sender=f"P{index} <p{index}@example.net>",
+                questions=QUESTIONS,
+                message_id=f"<db-{index}@example.net>",
+            ),
+        )
     deliver(app, make_reply(FULL, sender="P0 <p0@example.net>", questions=QUESTIONS, message_id="<db-0@example.net>"))
     run_pass(app)
     run_pass(app)
@@ -78,7 +85,7 @@ def test_a_database_made_by_the_first_release_is_upgraded_with_its_data(database
         )
         connection.exec_driver_sql(
             "INSERT INTO interview (number, inbound_id, sender_hash, answers_json, submitted_on, updated_at)"
-            " VALUES (1, 1, 'h', '[{\"question\": \"Q?\", \"answer\": \"Old answer.\"}]', '2025-01-02',"
+            ' VALUES (1, 1, \'h\', \'[{"question": "Q?", "answer": "Old answer."}]\', \'2025-01-02\','
             " '2025-01-02 10:00:00+00:00')"
         )
         connection.exec_driver_sql("INSERT INTO counter (name, value) VALUES ('interview', 1)")

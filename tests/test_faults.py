@@ -51,7 +51,9 @@ def test_mail_waits_while_the_smtp_server_is_down_and_goes_when_it_is_back(tmp_p
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    down = make_settings(tmp_path, outgoing=f"backend = smtp\nhost = 127.0.0.1\nport = {port}\ntls = none\nusername =\n")
+    down = make_settings(
+        tmp_path, outgoing=f"backend = smtp\nhost = 127.0.0.1\nport = {port}\ntls = none\nusername =\n"
+    )
     app = build_app(load_settings(down))
     deliver(app, make_reply(FULL, questions=QUESTIONS))
     report = run_pass(app)

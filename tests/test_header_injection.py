@@ -27,8 +27,18 @@ from conftest import QUESTIONS, deliver
 
 EVIL = "evil@attacker.example"
 OUR_HEADERS = {
-    "from", "to", "subject", "date", "message-id", "auto-submitted", "x-auto-response-suppress",
-    "in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "auto-submitted",
+    "x-auto-response-suppress",
+    "in-reply-to",
+    "references",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
 }
 FULL = {n: f"My answer to question {n}." for n in range(1, len(QUESTIONS) + 1)}
 
@@ -141,12 +151,14 @@ def test_a_broken_message_id_still_gets_a_clean_reply(app: App, headers: str) ->
 
 
 def test_addresses_that_cannot_go_in_a_to_header_get_no_reply(app: App) -> None:
-    for index, sender in enumerate([
-        '"sam\\\r\n Bcc: evil@attacker.example"@example.org',
-        "sam@example.org\r\n\tBcc: evil@attacker.example",
-        "<sam@example.org,evil@attacker.example>",
-        "sam%evil@attacker.example@example.org",
-    ]):
+    for index, sender in enumerate(
+        [
+            '"sam\\\r\n Bcc: evil@attacker.example"@example.org',
+            "sam@example.org\r\n\tBcc: evil@attacker.example",
+            "<sam@example.org,evil@attacker.example>",
+            "sam%evil@attacker.example@example.org",
+        ]
+    ):
         deliver(app, request(f"From: {sender}\r\nMessage-ID: <odd-{index}@example.org>"))
     run_pass(app)
     for raw, message in outgoing(app):  # a reply may go out, but only to one clean address
@@ -169,11 +181,35 @@ def test_answers_with_header_lines_stay_in_the_body(app: App) -> None:
 
 # A property over everything a sender controls at once ------------------------------------
 
-PIECES = st.sampled_from([
-    "\r\n", "\n", "\r", "\r\n ", "\r\nBcc: evil@attacker.example", "Bcc:", "Cc: evil@attacker.example", "\x00",
-    "\x0b", "\u2028", "\x85", "=?utf-8?q?=0D=0ABcc=3A_x?=", "=?utf-8?b?DQpCY2M6IHg=?=", "<", ">", "\"", ",", ";",
-    ":", "\\", "(", ")", "caf\u00e9", "\u4e2d\u6587", " ",
-])
+PIECES = st.sampled_from(
+    [
+        "\r\n",
+        "\n",
+        "\r",
+        "\r\n ",
+        "\r\nBcc: evil@attacker.example",
+        "Bcc:",
+        "Cc: evil@attacker.example",
+        "\x00",
+        "\x0b",
+        "\u2028",
+        "\x85",
+        "=?utf-8?q?=0D=0ABcc=3A_x?=",
+        "=?utf-8?b?DQpCY2M6IHg=?=",
+        "<",
+        ">",
+        '"',
+        ",",
+        ";",
+        ":",
+        "\\",
+        "(",
+        ")",
+        "caf\u00e9",
+        "\u4e2d\u6587",
+        " ",
+    ]
+)
 HOSTILE = st.lists(st.one_of(PIECES, st.text(alphabet="abcxyz ", max_size=5)), max_size=8).map("".join)
 COUNTER = itertools.count()
 
@@ -207,10 +243,10 @@ def shared_app() -> Iterator[App]:
         application.close()
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(subject=HOSTILE, name=HOSTILE, message_id=HOSTILE, references=HOSTILE, answer=HOSTILE,
-       complete=st.booleans())
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(subject=HOSTILE, name=HOSTILE, message_id=HOSTILE, references=HOSTILE, answer=HOSTILE, complete=st.booleans())
 def test_whatever_a_sender_puts_in_headers_our_reply_is_clean(
     shared_app: App, subject: str, name: str, message_id: str, references: str, answer: str, complete: bool
 ) -> None:

@@ -136,10 +136,10 @@ def test_filing_moves_into_done_and_ignored_folders_created_if_absent(services: 
     imap = source(services, tmp_path, folder=folder, done_folder=f"{folder}/Done", ignored_folder=f"{folder}/Ignored")
     try:
         keys = [mail.key for mail in imap.fetch()]
-        imap.file(keys[0], "numbered")
-        imap.file(keys[1], "ignored")
-        imap.file(keys[2], "failed")
-        imap.file(keys[0], "numbered")  # again: nothing happens
+        imap.file([(keys[0], "numbered")])
+        imap.file([(keys[1], "ignored")])
+        imap.file([(keys[2], "failed")])
+        imap.file([(keys[0], "numbered")])  # again: nothing happens
         assert list(imap.fetch()) == []
     finally:
         imap.close()
@@ -157,7 +157,7 @@ def test_flag_filing_marks_seen_with_a_keyword_and_leaves_mail_in_place(services
     imap = source(services, tmp_path, folder=folder, filing="flag")
     try:
         [mail] = list(imap.fetch())
-        imap.file(mail.key, "numbered")
+        imap.file([(mail.key, "numbered")])
         assert list(imap.fetch()) == []
     finally:
         imap.close()
@@ -174,7 +174,7 @@ def test_fetch_is_incremental_and_only_filing_moves_the_mark(services: Services,
     try:
         [first] = list(imap.fetch())
         assert [m.key for m in imap.fetch()] == [first.key], "not filed (not known stored): offered again"
-        imap.file(first.key, "numbered")
+        imap.file([(first.key, "numbered")])
         services.append(folder, make_request(subject="second"))
         [second] = list(imap.fetch())
         assert parse_key(second.key)[2] == 2

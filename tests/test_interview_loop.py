@@ -23,8 +23,11 @@ FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
 
 
 def test_request_gets_the_questionnaire_with_numbered_questions(app: App) -> None:
-    deliver(app, b"From: Sam Reed <sam@example.org>\r\nTo: interview@jobseekers.example\r\nSubject: interview\r\n"
-            b"Message-ID: <req-1@example.org>\r\n\r\nHi, please send me the interview. Thanks, Sam\r\n")
+    deliver(
+        app,
+        b"From: Sam Reed <sam@example.org>\r\nTo: interview@jobseekers.example\r\nSubject: interview\r\n"
+        b"Message-ID: <req-1@example.org>\r\n\r\nHi, please send me the interview. Thanks, Sam\r\n",
+    )
     run_pass(app)
     [reply] = outbox_messages(app)
     assert reply["To"] == "sam@example.org"
@@ -39,8 +42,15 @@ def test_request_gets_the_questionnaire_with_numbered_questions(app: App) -> Non
 
 
 def test_complete_reply_gets_a_number_a_private_reply_and_a_page(app: App) -> None:
-    deliver(app, make_reply(FULL, sender="Maria Lopez <maria.lopez@mail.example.com>", questions=QUESTIONS,
-                            message_id="<r1@mail.example.com>"))
+    deliver(
+        app,
+        make_reply(
+            FULL,
+            sender="Maria Lopez <maria.lopez@mail.example.com>",
+            questions=QUESTIONS,
+            message_id="<r1@mail.example.com>",
+        ),
+    )
     report = run_pass(app)
     assert report.decided["numbered"] == 1
     [reply] = outbox_messages(app)
@@ -52,7 +62,7 @@ def test_complete_reply_gets_a_number_a_private_reply_and_a_page(app: App) -> No
     assert "https://jobseekers.example/interviews/00001/" in body
     assert "withdraw" in body
     page = (site_path(app) / "interviews" / "00001" / "index.html").read_text()
-    assert "The Job-Seeker&#39;s Interview <span class=\"number\">#00001</span>" in page
+    assert 'The Job-Seeker&#39;s Interview <span class="number">#00001</span>' in page
     for number, question in enumerate(QUESTIONS, start=1):
         assert question in page
         assert FULL[number] in page
@@ -67,8 +77,15 @@ def test_complete_reply_gets_a_number_a_private_reply_and_a_page(app: App) -> No
 
 def test_numbers_are_gapless_in_order_of_arrival(app: App) -> None:
     for index in range(5):
-        deliver(app, make_reply(FULL, sender=f"Person {index} <p{index}@example.net>", questions=QUESTIONS,
-                                message_id=f"<order-{index}@example.net>"))
+        deliver(
+            app,
+            make_reply(
+                FULL,
+                sender=f"Person {index} <p{index}@example.net>",
+                questions=QUESTIONS,
+                message_id=f"<order-{index}@example.net>",
+            ),
+        )
     run_pass(app)
     with Session(app.engine) as session:
         rows = session.exec(select(Interview).order_by(Interview.number)).all()
@@ -92,8 +109,10 @@ def test_same_message_delivered_twice_gets_one_number_and_one_reply(app: App) ->
 
 
 def test_incomplete_reply_lists_missing_questions_and_the_next_reply_completes_it(app: App) -> None:
-    deliver(app, make_reply({1: "Nursing work.", 3: "Shift patterns."}, questions=QUESTIONS,
-                            message_id="<part-1@example.net>"))
+    deliver(
+        app,
+        make_reply({1: "Nursing work.", 3: "Shift patterns."}, questions=QUESTIONS, message_id="<part-1@example.net>"),
+    )
     run_pass(app)
     [ask] = outbox_messages(app)
     text = ask.get_body(("plain",)).get_content()
@@ -107,10 +126,16 @@ def test_incomplete_reply_lists_missing_questions_and_the_next_reply_completes_i
 
 
 def test_automatic_mail_is_recorded_and_never_answered(app: App) -> None:
-    deliver(app, b"From: Chris <chris@example.org>\r\nSubject: Automatic reply: hello\r\n"
-            b"Auto-Submitted: auto-replied\r\nMessage-ID: <a1@example.org>\r\n\r\nI am away.\r\n")
-    deliver(app, b"From: news@lists.example.org\r\nList-Id: <news.lists.example.org>\r\nSubject: Digest\r\n"
-            b"Message-ID: <a2@example.org>\r\n\r\nNews.\r\n")
+    deliver(
+        app,
+        b"From: Chris <chris@example.org>\r\nSubject: Automatic reply: hello\r\n"
+        b"Auto-Submitted: auto-replied\r\nMessage-ID: <a1@example.org>\r\n\r\nI am away.\r\n",
+    )
+    deliver(
+        app,
+        b"From: news@lists.example.org\r\nList-Id: <news.lists.example.org>\r\nSubject: Digest\r\n"
+        b"Message-ID: <a2@example.org>\r\n\r\nNews.\r\n",
+    )
     run_pass(app)
     assert outbox_messages(app) == []
     with Session(app.engine) as session:
@@ -123,8 +148,11 @@ def test_automatic_mail_is_recorded_and_never_answered(app: App) -> None:
 
 def test_questionnaire_goes_to_a_person_at_most_once_a_day(app: App) -> None:
     for index in range(3):
-        deliver(app, f"From: Sam <sam@example.org>\r\nSubject: hi\r\nMessage-ID: <q{index}@example.org>\r\n\r\n"
-                f"Question {index} for you.\r\n".encode())
+        deliver(
+            app,
+            f"From: Sam <sam@example.org>\r\nSubject: hi\r\nMessage-ID: <q{index}@example.org>\r\n\r\n"
+            f"Question {index} for you.\r\n".encode(),
+        )
     report = run_pass(app)
     assert report.decided == {"questionnaire_sent": 1, "for_host": 2}
     assert len(outbox_messages(app)) == 1
@@ -182,7 +210,9 @@ def test_cli_run_once_over_a_maildir(settings_path: Path, tmp_path: Path) -> Non
     assert "Interviews so far: 00001" in status.output
 
 
-def test_explain_shows_rules_answers_and_decision_without_touching_anything(settings_path: Path, tmp_path: Path) -> None:
+def test_explain_shows_rules_answers_and_decision_without_touching_anything(
+    settings_path: Path, tmp_path: Path
+) -> None:
     reply = tmp_path / "reply.eml"
     reply.write_bytes(make_reply({1: "Teaching.", 2: "Two months."}, questions=QUESTIONS))
     result = CliRunner().invoke(main, ["--config", str(settings_path), "explain", str(reply)])

@@ -87,9 +87,11 @@ Subject: The Job-Seeker's Interview: your questions
 --B1--
 """
 # The same report from a relay that strips the usual markers: only the MIME structure says it.
-BARE_DSN = DSN.replace("Auto-Submitted: auto-replied\n", "").replace(
-    "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)", "From: relay@mx.example.org"
-).replace("Undelivered Mail Returned to Sender", "Re: your questions")
+BARE_DSN = (
+    DSN.replace("Auto-Submitted: auto-replied\n", "")
+    .replace("From: MAILER-DAEMON@mx.example.org (Mail Delivery System)", "From: relay@mx.example.org")
+    .replace("Undelivered Mail Returned to Sender", "Re: your questions")
+)
 MDN = BARE_DSN.replace("report-type=delivery-status", "report-type=disposition-notification").replace(
     "message/delivery-status", "message/disposition-notification"
 )
@@ -179,8 +181,13 @@ def test_automatic_mail_marked_only_by_name_or_inbox_rule_is_never_answered(app:
 
 def test_a_person_is_answered_and_auto_submitted_no_means_a_person(app: App) -> None:
     """The control: the rules above must not catch ordinary mail."""
-    deliver(app, simple("From: Sam <sam@example.org>\nSubject: the interview\nAuto-Submitted: no",
-                        "Hello, please send me the interview."))
+    deliver(
+        app,
+        simple(
+            "From: Sam <sam@example.org>\nSubject: the interview\nAuto-Submitted: no",
+            "Hello, please send me the interview.",
+        ),
+    )
     run_pass(app)
     [reply] = outgoing(app)
     assert reply["To"] == "sam@example.org"

@@ -30,10 +30,17 @@ def fake() -> Iterator[FakeMicropub]:
 @pytest.fixture
 def make(fake: FakeMicropub) -> Iterator:
     with httpx.Client(timeout=5) as client:
+
         def build(**overrides: str) -> MicropubPublisher:
-            values = {"endpoint": fake.endpoint, "token": GOOD_TOKEN, "post_url": fake.base_url + "/{slug}/",
-                      "categories": "interviews, job seeking", **overrides}
+            values = {
+                "endpoint": fake.endpoint,
+                "token": GOOD_TOKEN,
+                "post_url": fake.base_url + "/{slug}/",
+                "categories": "interviews, job seeking",
+                **overrides,
+            }
             return MicropubPublisher.from_section(Section("blog", values, Path(".")), publisher_env(), client)
+
         yield build
 
 
@@ -122,11 +129,14 @@ def test_invalid_request_is_permanent_and_names_the_endpoint(fake, make) -> None
     assert "[blog] endpoint" in str(refused.value)
 
 
-@pytest.mark.parametrize("reply, retry_after", [
-    (Reply(429, {"error": "too_many_requests"}, {"Retry-After": "30"}), 30),
-    (Reply(500), None),
-    (Reply(503, None, {"Retry-After": "5"}), 5),
-])
+@pytest.mark.parametrize(
+    "reply, retry_after",
+    [
+        (Reply(429, {"error": "too_many_requests"}, {"Retry-After": "30"}), 30),
+        (Reply(500), None),
+        (Reply(503, None, {"Retry-After": "5"}), 5),
+    ],
+)
 def test_busy_or_broken_servers_are_temporary_and_the_retry_makes_one_post(fake, make, reply, retry_after) -> None:
     publisher = make()
     fake.fail_next("POST", r"^/micropub$", reply)

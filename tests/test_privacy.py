@@ -29,7 +29,13 @@ def identifiers(name: str) -> list[str]:
     """What identifies the sender of one fixture: address, display name and its parts, the scrubbed details."""
     mail = parse_message(load_eml(name))
     parts = [part for part in re.split(r"[\s,]+", mail.from_name) if len(part) >= 3 and part[0].isupper()]
-    return [mail.from_address, mail.from_address.split("@")[0], mail.from_name, *parts, *EXPECTED[name].get("scrubbed", [])]
+    return [
+        mail.from_address,
+        mail.from_address.split("@")[0],
+        mail.from_name,
+        *parts,
+        *EXPECTED[name].get("scrubbed", []),
+    ]
 
 
 def contains(text: str, identifier: str) -> bool:

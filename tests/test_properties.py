@@ -33,8 +33,12 @@ SMALL = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCh
 @lru_cache(maxsize=1)
 def boilerplate() -> tuple[str, ...]:
     """The lines of our own questionnaire, as the worker passes them to the answer reader."""
-    context = {"site_name": "The Job-Seeker's Interview", "from_name": "The Job-Seeker's Interview",
-               "questions": QUESTIONS, "min_answers": 4}
+    context = {
+        "site_name": "The Job-Seeker's Interview",
+        "from_name": "The Job-Seeker's Interview",
+        "questions": QUESTIONS,
+        "min_answers": 4,
+    }
     return tuple(Renderer(default_templates_dir()).email("questionnaire", **context).text.splitlines())
 
 
@@ -64,24 +68,108 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
 
 
 @PROPERTY
-@given(st.lists(st.sampled_from([b"From: ", b"Subject: ", b"Content-Type: multipart/mixed; boundary=", b"--",
-                                 b"\r\n", b"\n", b"\r", b"\x00", b"=?", b"?=", b"?q?", b"?b?", b"utf-8", b">",
-                                 b"1. What kind of work are you looking for?", b"MIME-Version: 1.0", b":", b"\"",
-                                 b"<", b"@", b"=\r\n", b"=C3=A9", b"\xff\xfe", b"\xc3", b"begin 644 x\n"]),
-                max_size=60))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"From: ",
+                b"Subject: ",
+                b"Content-Type: multipart/mixed; boundary=",
+                b"--",
+                b"\r\n",
+                b"\n",
+                b"\r",
+                b"\x00",
+                b"=?",
+                b"?=",
+                b"?q?",
+                b"?b?",
+                b"utf-8",
+                b">",
+                b"1. What kind of work are you looking for?",
+                b"MIME-Version: 1.0",
+                b":",
+                b'"',
+                b"<",
+                b"@",
+                b"=\r\n",
+                b"=C3=A9",
+                b"\xff\xfe",
+                b"\xc3",
+                b"begin 644 x\n",
+            ]
+        ),
+        max_size=60,
+    )
+)
 def test_random_mail_shaped_tokens_never_raise(tokens: list[bytes]) -> None:
     read_everything(b"".join(tokens))
 
 
 # (b) structured random messages ----------------------------------------------------------
 
-CHARSETS = ["utf-8", "us-ascii", "iso-8859-1", "windows-1252", "koi8-r", "gb2312", "iso-2022-jp", "utf-7",
-            "shift_jis", "x-unknown", "", "utf-8\"", "latin-1'en'", "8859-15"]
-HEADER_NAMES = ["From", "To", "Cc", "Subject", "Message-ID", "In-Reply-To", "References", "Date", "Reply-To",
-                "Sender", "Return-Path", "Auto-Submitted", "Precedence", "List-Id", "X-Mailer", "Content-Type",
-                "Content-Transfer-Encoding", "MIME-Version", "X-Auto-Response-Suppress", "Received"]
-ODD = st.sampled_from(["\r\n", "\n", "\r", "\x00", "\r\n ", "\t", "\x0b", "\u2028", "\ufeff", "\x85", ":", ";",
-                       "\"", "<", ">", "@", ",", "=?", "?=", "\\"])
+CHARSETS = [
+    "utf-8",
+    "us-ascii",
+    "iso-8859-1",
+    "windows-1252",
+    "koi8-r",
+    "gb2312",
+    "iso-2022-jp",
+    "utf-7",
+    "shift_jis",
+    "x-unknown",
+    "",
+    'utf-8"',
+    "latin-1'en'",
+    "8859-15",
+]
+HEADER_NAMES = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Date",
+    "Reply-To",
+    "Sender",
+    "Return-Path",
+    "Auto-Submitted",
+    "Precedence",
+    "List-Id",
+    "X-Mailer",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+    "X-Auto-Response-Suppress",
+    "Received",
+]
+ODD = st.sampled_from(
+    [
+        "\r\n",
+        "\n",
+        "\r",
+        "\x00",
+        "\r\n ",
+        "\t",
+        "\x0b",
+        "\u2028",
+        "\ufeff",
+        "\x85",
+        ":",
+        ";",
+        '"',
+        "<",
+        ">",
+        "@",
+        ",",
+        "=?",
+        "?=",
+        "\\",
+    ]
+)
 LOOSE_TEXT = st.lists(st.one_of(st.text(max_size=12), ODD), max_size=8).map("".join)
 
 
@@ -134,14 +222,28 @@ def mime_parts(draw: st.DrawFn, depth: int = 0) -> tuple[list[str], bytes]:
         if draw(st.booleans()):
             body += f"--{boundary}--\r\n".encode()
         return headers, body
-    ctype = draw(st.sampled_from(["text/plain", "text/html", "application/octet-stream", "message/rfc822",
-                                  "message/delivery-status", "image/png", "text/enriched", "text"]))
+    ctype = draw(
+        st.sampled_from(
+            [
+                "text/plain",
+                "text/html",
+                "application/octet-stream",
+                "message/rfc822",
+                "message/delivery-status",
+                "image/png",
+                "text/enriched",
+                "text",
+            ]
+        )
+    )
     charset = draw(st.sampled_from(CHARSETS))
     encoding = draw(st.sampled_from(["7bit", "8bit", "base64", "quoted-printable", "x-uuencode", "binary", "bogus"]))
     params = f"; charset={charset}" if charset else ""
     if draw(st.booleans()):
         params += "; format=flowed" + draw(st.sampled_from(["", "; delsp=yes", "; delsp=no"]))
-    text = draw(st.one_of(LOOSE_TEXT, st.just("1. What kind of work are you looking for? \r\nNursing, \r\nnights.\r\n")))
+    text = draw(
+        st.one_of(LOOSE_TEXT, st.just("1. What kind of work are you looking for? \r\nNursing, \r\nnights.\r\n"))
+    )
     try:
         data = text.encode(charset or "utf-8", errors="replace")
     except LookupError:
@@ -152,8 +254,10 @@ def mime_parts(draw: st.DrawFn, depth: int = 0) -> tuple[list[str], bytes]:
         data = draw(st.binary(max_size=200))
     headers = [f"Content-Type: {ctype}{params}", f"Content-Transfer-Encoding: {encoding}"]
     if draw(st.booleans()):
-        headers.append(f'Content-Disposition: {draw(st.sampled_from(["attachment", "inline", "x"]))}; '
-                       f'filename="{draw(LOOSE_TEXT)}"')
+        headers.append(
+            f"Content-Disposition: {draw(st.sampled_from(['attachment', 'inline', 'x']))}; "
+            f'filename="{draw(LOOSE_TEXT)}"'
+        )
     return headers, data
 
 
@@ -175,8 +279,20 @@ def test_structured_random_messages_never_raise(raw: bytes) -> None:
 
 # (c) mutations of real mail ----------------------------------------------------------------
 
-SEED_CATEGORIES = ("reply", "html-only", "flowed", "charset", "malformed", "bounce", "auto-reply", "list",
-                   "multipart", "qp-base64", "attachment", "signature")
+SEED_CATEGORIES = (
+    "reply",
+    "html-only",
+    "flowed",
+    "charset",
+    "malformed",
+    "bounce",
+    "auto-reply",
+    "list",
+    "multipart",
+    "qp-base64",
+    "attachment",
+    "signature",
+)
 
 
 @lru_cache(maxsize=1)
@@ -258,8 +374,14 @@ def phone_numbers(draw: st.DrawFn) -> str:
 
 
 @PROPERTY
-@given(WORDS, st.tuples(LOCAL, DOMAIN).map("@".join), st.sampled_from([" ", "\n", ", ", " (", ": ", " <", "\n\n"]),
-       phone_numbers(), st.sampled_from([" ", ". ", ")\n", "> ", ", "]), WORDS)
+@given(
+    WORDS,
+    st.tuples(LOCAL, DOMAIN).map("@".join),
+    st.sampled_from([" ", "\n", ", ", " (", ": ", " <", "\n\n"]),
+    phone_numbers(),
+    st.sampled_from([" ", ". ", ")\n", "> ", ", "]),
+    WORDS,
+)
 def test_scrubbed_answer_keeps_no_email_address_or_phone_number(
     before: str, address: str, joiner: str, phone: str, closer: str, after: str
 ) -> None:
@@ -304,13 +426,21 @@ def test_every_answer_written_under_its_question_is_read_back(answers: dict[int,
         assert words in visible_words(found[number]), (number, text, found[number])
 
 
-@pytest.mark.parametrize("answer", ["A-levels and an apprenticeship helped most.", "a.m. shifts only, school run.",
-                                    "R-programming courses online.", "Reply-all mails from recruiters."])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "A-levels and an apprenticeship helped most.",
+        "a.m. shifts only, school run.",
+        "R-programming courses online.",
+        "Reply-all mails from recruiters.",
+    ],
+)
 def test_an_answer_starting_with_a_letter_and_a_hyphen_or_dot_keeps_its_first_word(answer: str) -> None:
     assert read_back({4: answer}).get(4) == answer
 
 
-@pytest.mark.parametrize("answer", ["Thanks to my mentor.", "Love what you do", "Take care of yourself first.",
-                                    "Sincerely hope it helps."])
+@pytest.mark.parametrize(
+    "answer", ["Thanks to my mentor.", "Love what you do", "Take care of yourself first.", "Sincerely hope it helps."]
+)
 def test_an_answer_that_starts_like_a_sign_off_is_kept(answer: str) -> None:
     assert read_back({4: answer, 8: answer}) == {4: answer, 8: answer}

@@ -46,8 +46,12 @@ def publisher_env() -> PublisherEnv:
 
 
 def make_page(number: int = 7, answer: str = "Something in logistics, near home & family.") -> InterviewPage:
-    answers = json.dumps([{"question": QUESTIONS[0], "answer": answer},
-                          {"question": QUESTIONS[1], "answer": "How long it takes.\n\nAnd how quiet it is."}])
+    answers = json.dumps(
+        [
+            {"question": QUESTIONS[0], "answer": answer},
+            {"question": QUESTIONS[1], "answer": "How long it takes.\n\nAnd how quiet it is."},
+        ]
+    )
     return interview_page(number, answers, date(2026, 11, 12), SITE.name, "")
 
 
@@ -102,14 +106,25 @@ def _wordpress(site: WordPressSite) -> Iterator[Harness]:
     admin = site.admin()
 
     def make(**settings: str) -> Publisher:
-        section = blog_section(Path("."), url=site.url, username=site.user, application_password=site.app_password,
-                               slug_pattern=f"{prefix}-interview-{{number}}", **settings)
+        section = blog_section(
+            Path("."),
+            url=site.url,
+            username=site.user,
+            application_password=site.app_password,
+            slug_pattern=f"{prefix}-interview-{{number}}",
+            **settings,
+        )
         return WordPressPublisher.from_section(section, publisher_env(), client)
 
     def posts(number: int) -> list[Post]:
-        found = admin.get(site.api + "posts", params={
-            "slug": f"{prefix}-interview-{number:05d}", "status": "publish,future,draft,pending,private",
-            "context": "edit"}).json()
+        found = admin.get(
+            site.api + "posts",
+            params={
+                "slug": f"{prefix}-interview-{number:05d}",
+                "status": "publish,future,draft,pending,private",
+                "context": "edit",
+            },
+        ).json()
         return [Post(str(p["id"]), p["status"] == "publish", p["title"]["raw"], p["content"]["raw"]) for p in found]
 
     def lose() -> bool:
@@ -123,15 +138,25 @@ def _wordpress(site: WordPressSite) -> Iterator[Harness]:
 
 def _blogger() -> Iterator[Harness]:
     with FakeBlogger() as fake, httpx.Client(timeout=5) as client:
+
         def make(**settings: str) -> Publisher:
-            section = blog_section(Path("."), blog_id=fake.BLOG_ID, client_id=fake.CLIENT_ID,
-                                   client_secret=fake.CLIENT_SECRET, refresh_token=fake.REFRESH_TOKEN,
-                                   token_url=fake.token_url, api_url=fake.api_url, **settings)
+            section = blog_section(
+                Path("."),
+                blog_id=fake.BLOG_ID,
+                client_id=fake.CLIENT_ID,
+                client_secret=fake.CLIENT_SECRET,
+                refresh_token=fake.REFRESH_TOKEN,
+                token_url=fake.token_url,
+                api_url=fake.api_url,
+                **settings,
+            )
             return BloggerPublisher.from_section(section, publisher_env(), client)
 
         def posts(number: int) -> list[Post]:
-            return [Post(p["id"], p["status"] == "LIVE", p["title"], p["content"])
-                    for p in fake.posts_with_label(f"interview-{number:05d}")]
+            return [
+                Post(p["id"], p["status"] == "LIVE", p["title"], p["content"])
+                for p in fake.posts_with_label(f"interview-{number:05d}")
+            ]
 
         def lose() -> bool:
             fake.fail_next("POST", r"/posts$", None)
@@ -142,15 +167,21 @@ def _blogger() -> Iterator[Harness]:
 
 def _micropub() -> Iterator[Harness]:
     with FakeMicropub() as fake, httpx.Client(timeout=5) as client:
+
         def make(**settings: str) -> Publisher:
-            section = blog_section(Path("."), endpoint=fake.endpoint, token=GOOD_TOKEN,
-                                   post_url=fake.base_url + "/{slug}/", **settings)
+            section = blog_section(
+                Path("."), endpoint=fake.endpoint, token=GOOD_TOKEN, post_url=fake.base_url + "/{slug}/", **settings
+            )
             return MicropubPublisher.from_section(section, publisher_env(), client)
 
         def posts(number: int) -> list[Post]:
             return [
-                Post(url, post["properties"].get("post-status") == ["published"], post["properties"]["name"][0],
-                     post["properties"]["content"][0]["html"])
+                Post(
+                    url,
+                    post["properties"].get("post-status") == ["published"],
+                    post["properties"]["name"][0],
+                    post["properties"]["content"][0]["html"],
+                )
                 for url, post in fake.posts.items()
                 if f"interview-{number:05d}" in url and not post["deleted"]
             ]

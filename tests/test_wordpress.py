@@ -35,8 +35,13 @@ losing_client = wp_services.losing_client
 
 
 def make_publisher(site: WordPressSite, *, client: httpx.Client | None = None, **settings: str) -> WordPressPublisher:
-    values = {"url": site.url, "username": site.user, "application_password": site.app_password,
-              "slug_pattern": f"{run_id()}-interview-{{number}}", **settings}
+    values = {
+        "url": site.url,
+        "username": site.user,
+        "application_password": site.app_password,
+        "slug_pattern": f"{run_id()}-interview-{{number}}",
+        **settings,
+    }
     return WordPressPublisher.from_section(Section("blog", values, Path(".")), publisher_env(), client)
 
 
@@ -103,8 +108,10 @@ def test_trash_takes_the_post_off_the_public_api(wordpress: WordPressSite) -> No
     publisher.unpublish(placement.remote_id)
     assert public_posts(wordpress, slug) == []
     with wordpress.admin() as admin:
-        assert admin.get(f"{wordpress.api}posts/{placement.remote_id}", params={"context": "edit"}).json()[
-            "status"] == "trash"
+        assert (
+            admin.get(f"{wordpress.api}posts/{placement.remote_id}", params={"context": "edit"}).json()["status"]
+            == "trash"
+        )
     # Published again, the trashed post comes back under its own slug, not as a copy.
     again = publisher.publish(make_page(), placement.remote_id)
     [post] = public_posts(wordpress, slug)
@@ -157,7 +164,8 @@ def test_the_rest_route_address_works_without_pretty_permalinks(wordpress: WordP
     publisher = make_publisher(wordpress, api_url=wordpress.url + "?rest_route=/")
     placement = publisher.publish(make_page(), "")
     assert [str(post["id"]) for post in every_post(wordpress, publisher.settings.naming.slug(7))] == [
-        placement.remote_id]
+        placement.remote_id
+    ]
 
 
 def test_the_application_password_can_come_from_a_command(tmp_path: Path) -> None:
@@ -171,17 +179,23 @@ def test_a_reply_in_the_maildir_becomes_a_wordpress_post_and_the_reply_has_its_n
     wordpress: WordPressSite, tmp_path: Path
 ) -> None:
     prefix = run_id()
-    path = make_settings(tmp_path / "site", blog="\n".join([
-        f"url = {wordpress.url}", f"username = {wordpress.user}",
-        f"application_password = {wordpress.app_password}", f"slug_pattern = {prefix}-interview-{{number}}",
-        f"tags = interviews {prefix}",
-    ]))
+    path = make_settings(
+        tmp_path / "site",
+        blog="\n".join(
+            [
+                f"url = {wordpress.url}",
+                f"username = {wordpress.user}",
+                f"application_password = {wordpress.app_password}",
+                f"slug_pattern = {prefix}-interview-{{number}}",
+                f"tags = interviews {prefix}",
+            ]
+        ),
+    )
     path.write_text(path.read_text().replace("[blog]\nbackend = static\n", "[blog]\nbackend = wordpress\n"))
     app = build_app(load_settings(path))
     try:
         answers = {n: f"Answer number {n}, in my own words." for n in range(1, len(ALL_QUESTIONS) + 1)}
-        deliver(app, make_reply(answers, sender="Maria Lopez <maria.lopez@mail.example.com>",
-                                questions=ALL_QUESTIONS))
+        deliver(app, make_reply(answers, sender="Maria Lopez <maria.lopez@mail.example.com>", questions=ALL_QUESTIONS))
         report = run_pass(app)
         assert report.published == 1 and report.publish_failures == 0
         # The number first; WordPress chooses the address, so a follow-up says where the page is.
@@ -199,8 +213,11 @@ def test_a_reply_in_the_maildir_becomes_a_wordpress_post_and_the_reply_has_its_n
         assert "maria" not in post["content"]["raw"].lower()
         with Session(app.engine) as session:
             [publication] = session.exec(select(Publication)).all()
-        assert (publication.state, publication.remote_id, publication.url) == ("published", str(post["id"]),
-                                                                                post["link"])
+        assert (publication.state, publication.remote_id, publication.url) == (
+            "published",
+            str(post["id"]),
+            post["link"],
+        )
         run_pass(app)  # nothing left to do: still one post
         assert len(every_post(wordpress, f"{prefix}-interview-00001")) == 1
     finally:

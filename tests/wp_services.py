@@ -44,8 +44,11 @@ def _site() -> WordPressSite | None:
     if any(not values.get(key) for key in KEYS):
         return None
     url = values["MAILFLOW_TEST_WP_URL"]
-    return WordPressSite(url if url.endswith("/") else url + "/", values["MAILFLOW_TEST_WP_USER"],
-                         values["MAILFLOW_TEST_WP_APP_PASSWORD"])
+    return WordPressSite(
+        url if url.endswith("/") else url + "/",
+        values["MAILFLOW_TEST_WP_USER"],
+        values["MAILFLOW_TEST_WP_APP_PASSWORD"],
+    )
 
 
 @pytest.fixture

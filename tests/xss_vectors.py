@@ -55,21 +55,21 @@ VECTORS: tuple[Vector, ...] = (
     Vector(
         "polyglot",
         "javascript:/*--></title></style></textarea></script></xmp>"
-        "<svg/onload='+/\"/+/onmouseover=1/+/[*/[]/+__xss(\"polyglot\")//'>",
+        '<svg/onload=\'+/"/+/onmouseover=1/+/[*/[]/+__xss("polyglot")//\'>',
     ),
     # Images and other elements with event handlers.
     Vector("img-onerror", "<img src=x onerror=\"__xss('img-onerror')\">"),
-    Vector("img-slash-onerror", "<IMG SRC=/ onerror=\"alert(String.fromCharCode(88,83,83))\"></img>"),
+    Vector("img-slash-onerror", '<IMG SRC=/ onerror="alert(String.fromCharCode(88,83,83))"></img>'),
     Vector("img-onmouseover", "<IMG SRC=# onmouseover=\"alert('xxs')\">"),
     Vector(
         "img-onerror-entities",
-        "<img src=x onerror=\"&#0000095&#0000095&#0000120&#0000115&#0000115&#0000040&#0000039&#0000101"
-        "&#0000039&#0000041\">",
+        '<img src=x onerror="&#0000095&#0000095&#0000120&#0000115&#0000115&#0000040&#0000039&#0000101'
+        '&#0000039&#0000041">',
     ),
     Vector("svg-onload", "<svg onload=__xss('svg-onload')>"),
     Vector("svg-slash-onload", "<svg/onload=alert('XSS')>"),
     Vector("body-onload", "<BODY ONLOAD=__xss('body-onload')>"),
-    Vector("body-onload-junk", "<BODY onload!#$%&()*~+-_.,:;?@[/|\\]^`=alert(\"XSS\")>"),
+    Vector("body-onload-junk", '<BODY onload!#$%&()*~+-_.,:;?@[/|\\]^`=alert("XSS")>'),
     Vector("details-ontoggle", "<details open ontoggle=__xss('details-ontoggle')>"),
     Vector("video-source-onerror", "<video><source onerror=\"__xss('video-source-onerror')\"></video>"),
     Vector("anchor-onmouseover", '<a onmouseover="alert(document.cookie)">xxs link</a>'),
@@ -94,11 +94,11 @@ VECTORS: tuple[Vector, ...] = (
     Vector("img-encoded-tab", "<IMG SRC=\"jav&#x09;ascript:alert('XSS');\">"),
     Vector("img-encoded-newline", "<IMG SRC=\"jav&#x0A;ascript:alert('XSS');\">"),
     Vector("img-encoded-cr", "<IMG SRC=\"jav&#x0D;ascript:alert('XSS');\">"),
-    Vector("img-null-in-scheme", "<IMG SRC=java\x00script:alert(\"XSS\")>"),
+    Vector("img-null-in-scheme", '<IMG SRC=java\x00script:alert("XSS")>'),
     Vector("img-leading-controls", "<IMG SRC=\" &#14;  javascript:alert('XSS');\">"),
     Vector("img-half-open", "<IMG SRC=\"`javascript:alert('XSS')\""),
     Vector("a-href-javascript", "<a href=\"javascript:__xss('a-href-javascript')\">read my story</a>"),
-    Vector("input-image", "<INPUT TYPE=\"IMAGE\" SRC=\"javascript:alert('XSS');\">"),
+    Vector("input-image", '<INPUT TYPE="IMAGE" SRC="javascript:alert(\'XSS\');">'),
     Vector("body-background", "<BODY BACKGROUND=\"javascript:alert('XSS')\">"),
     Vector("table-background", "<TABLE BACKGROUND=\"javascript:alert('XSS')\">"),
     Vector("iframe-javascript", "<IFRAME SRC=\"javascript:__xss('iframe-javascript');\"></IFRAME>"),
@@ -121,15 +121,13 @@ VECTORS: tuple[Vector, ...] = (
     Vector("link-stylesheet", f'<LINK REL="stylesheet" HREF="{EVIL}/xss.css">'),
     Vector("xss-behavior", '<XSS STYLE="behavior: url(xss.htc);">'),
     # Meta refresh and other loaders.
-    Vector("meta-refresh-javascript", "<META HTTP-EQUIV=\"refresh\" CONTENT=\"0;url=javascript:alert('XSS');\">"),
+    Vector("meta-refresh-javascript", '<META HTTP-EQUIV="refresh" CONTENT="0;url=javascript:alert(\'XSS\');">'),
     Vector("meta-refresh-data", f'<META HTTP-EQUIV="refresh" CONTENT="0;url=data:text/html;base64,{_DATA_HTML}">'),
     Vector("meta-refresh-remote", f'<META HTTP-EQUIV="refresh" CONTENT="0; URL={EVIL}/;URL=javascript:alert(1);">'),
     Vector("img-remote", f'<img src="{EVIL}/pixel.gif" alt="">'),
     Vector("object-remote", f'<OBJECT TYPE="text/x-scriptlet" DATA="{EVIL}/scriptlet.html"></OBJECT>'),
     # Mutation XSS and parser-differential shapes.
-    Vector(
-        "noscript-mxss", "<noscript><p title=\"</noscript><img src=x onerror=__xss('noscript-mxss')>\"></noscript>"
-    ),
+    Vector("noscript-mxss", "<noscript><p title=\"</noscript><img src=x onerror=__xss('noscript-mxss')>\"></noscript>"),
     Vector("math-style-mxss", "<math><mtext><table><mglyph><style><img src=x onerror=__xss('math-style-mxss')>"),
     Vector("conditional-comment", "<!--[if gte IE 4]><SCRIPT>alert('XSS');</SCRIPT><![endif]-->"),
     Vector("comment-breakout", "--><script>__xss('comment-breakout')</script><!--"),
@@ -140,7 +138,7 @@ VECTORS: tuple[Vector, ...] = (
     Vector("js-escape", "\\\";alert('XSS');//"),
     # Our own markup: "#00012" in an answer becomes a link, so a mention must not open a door.
     Vector("mention-script", "#00001<script>__xss('mention-script')</script>"),
-    Vector("mention-in-attribute", "<a href=\"#00001\" onclick=\"__xss('mention-in-attribute')\">#00001</a>"),
+    Vector("mention-in-attribute", '<a href="#00001" onclick="__xss(\'mention-in-attribute\')">#00001</a>'),
     Vector("mention-entity", "&#00060;script&#00062;__xss('mention-entity')&#00060;/script&#00062;"),
     Vector("php-echo", "<? echo('<SCR)';echo('IPT>alert(\"XSS\")</SCRIPT>'); ?>"),
 )

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -31,9 +31,11 @@ class Source(Protocol):
         """
         ...
 
-    def file(self, key: str, outcome: str) -> None:
-        """Move or mark the mailbox copy once its row is stored. `outcome` is the inbound
-        state (numbered, ignored, ...). Idempotent: filing an already-filed key does nothing."""
+    def file(self, outcomes: Sequence[tuple[str, str]]) -> None:
+        """Move or mark the mailbox copies of stored rows: (key, inbound state) pairs, the
+        state saying where a copy goes (numbered, ignored, ...). Many at once, since a
+        server does a batch in one command. Idempotent: filing an already-filed key does
+        nothing. Raises SourceError when the copies could not be filed; then none count."""
         ...
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -218,26 +219,30 @@ class ImapSource:
 
     # -- file ----------------------------------------------------------------------------
 
-    def file(self, key: str, outcome: str) -> None:
-        """See `Source.file`. Moves into done_folder / ignored_folder, or flags in place."""
-        folder, validity, uid = parse_key(key)
-        kind = "ignored" if outcome in IGNORED_OUTCOMES else "done"
-        try:
-            if self.settings.filing == "flag":
-                self._call(
-                    folder, lambda client: client.add_flags([uid], [b"\\Seen", KEYWORDS[kind].encode()]), validity
+    def file(self, outcomes: Sequence[tuple[str, str]]) -> None:
+        """See `Source.file`. Moves into done_folder / ignored_folder, or flags in place: one
+        command per folder and kind for the whole batch."""
+        batches: dict[tuple[str, int, str], list[int]] = {}
+        for key, outcome in outcomes:
+            folder, validity, uid = parse_key(key)
+            batches.setdefault((folder, validity, "ignored" if outcome in IGNORED_OUTCOMES else "done"), []).append(uid)
+        for (folder, validity, kind), uids in batches.items():
+            try:
+                self._call(folder, partial(self._file, uids=uids, kind=kind), validity)
+            except FolderReset:
+                # The UIDs mean nothing now; the re-scan recognises the messages by their Message-ID.
+                logger.warning(
+                    "imap %s: %d message(s) from before the folder was reset; left in place", folder, len(uids)
                 )
-            else:
-                target = self.settings.ignored_folder if kind == "ignored" else self.settings.done_folder
-                self._call(folder, lambda client: self._move(client, uid, self._folder_name(target)), validity)
-        except FolderReset:
-            # The UID means nothing now; the re-scan recognises the message by its Message-ID.
-            logger.warning("imap %s: UID %s is from before the folder was reset; left in place", folder, uid)
-            return
-        self.state.advance(folder, validity, uid)
-        logger.debug("imap %s: UID %s filed (%s)", folder, uid, outcome)
+                continue
+            self.state.advance(folder, validity, max(uids))
+            logger.debug("imap %s: %d UID(s) filed (%s)", folder, len(uids), kind)
 
-    def _move(self, client: IMAPClient, uid: int, target: str) -> None:
+    def _file(self, client: IMAPClient, uids: list[int], kind: str) -> None:
+        if self.settings.filing == "flag":
+            client.add_flags(uids, [b"\\Seen", KEYWORDS[kind].encode()])
+            return
+        target = self._folder_name(self.settings.ignored_folder if kind == "ignored" else self.settings.done_folder)
         if target not in self._created:
             if not client.folder_exists(target):
                 client.create_folder(target)
@@ -245,12 +250,12 @@ class ImapSource:
                 logger.info("imap: created folder %s", target)
             self._created.add(target)
         if client.has_capability("MOVE"):
-            client.move([uid], target)
+            client.move(uids, target)
             return
-        client.copy([uid], target)
-        client.delete_messages([uid])
+        client.copy(uids, target)
+        client.delete_messages(uids)
         if client.has_capability("UIDPLUS"):
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
         else:
             client.expunge()
 

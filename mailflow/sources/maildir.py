@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,14 +53,15 @@ class MaildirSource:
     def key_for(name: str) -> str:
         return "maildir:" + name
 
-    def file(self, key: str, outcome: str) -> None:
+    def file(self, outcomes: Sequence[tuple[str, str]]) -> None:
         """See `Source.file`."""
-        name = key.removeprefix("maildir:")
-        try:
-            os.replace(self.path / "new" / name, self.path / "cur" / (name.split(":", 1)[0] + ":2,S"))
-        except FileNotFoundError:
-            return  # already filed (by us before a crash, or by another worker)
-        logger.debug("maildir %s: filed (%s)", name, outcome)
+        for key, outcome in outcomes:
+            name = key.removeprefix("maildir:")
+            try:
+                os.replace(self.path / "new" / name, self.path / "cur" / (name.split(":", 1)[0] + ":2,S"))
+            except FileNotFoundError:
+                continue  # already filed (by us before a crash, or by another worker)
+            logger.debug("maildir %s: filed (%s)", name, outcome)
 
     def close(self) -> None:
         """Nothing to release."""

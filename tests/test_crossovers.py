@@ -1,0 +1,91 @@
+"""The cross-over index: which interviews read alike, kept current across passes and processes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from click.testing import CliRunner
+from sqlmodel import Session
+
+from mailflow.app import App, build_app
+from mailflow.cli import main
+from mailflow.config import load_settings
+from mailflow.crossovers import MERGE_PENDING, CrossoverIndex, words
+from mailflow.states import now
+from mailflow.testing import make_reply
+from mailflow.worker import run_pass
+
+from conftest import QUESTIONS, deliver
+
+WAREHOUSE = "Forklift night shifts at a logistics depot; the warehouse agency never called back."
+NURSING = "Hospital ward nursing, clinical rotas and patients; the trust interviewed me twice."
+TEACHING = "Supply teaching in primary schools, lesson plans and a headteacher's reference."
+
+
+def test_alike_answers_are_related_and_common_words_are_not_enough() -> None:
+    index = CrossoverIndex([(1, WAREHOUSE), (2, NURSING), (3, TEACHING)])
+    similar = "Night shifts driving a forklift in a warehouse depot for an agency."
+    assert index.related(4, similar) == [1]
+    # Sharing only words like "the", "and", "was" makes nothing alike.
+    assert index.related(5, "It was the one and only thing that I would have done.") == []
+    assert 1 not in index.related(1, WAREHOUSE), "never related to itself"
+
+
+def test_words_fold_case_accents_and_drop_stop_words() -> None:
+    assert words("The CAFÉ job, and a résumé I'd sent") == ["cafe", "job", "resume", "sent"]
+
+
+def test_an_index_grown_one_by_one_finds_what_a_fresh_one_finds() -> None:
+    texts = {n: f"{WAREHOUSE} Shift pattern {n % 7}, depot {n % 11}." for n in range(1, 40)}
+    texts.update({n: f"{NURSING} Ward {n % 5}." for n in range(40, 40 + MERGE_PENDING + 10)})
+    grown = CrossoverIndex([(1, WAREHOUSE)])
+    for number, text in texts.items():
+        grown.add(number, text)  # past a refit and past a merge of pending rows
+    fresh = CrossoverIndex(texts.items())
+    probe = f"{NURSING} Ward 3."
+    assert set(grown.related(0, probe)) == set(fresh.related(0, probe))
+    assert all(n >= 40 for n in grown.related(0, probe))
+    grown.add(45, TEACHING)  # an edit changes what the interview is close to
+    assert 45 not in grown.related(0, probe)
+    grown.remove(46)
+    assert 46 not in grown.related(0, probe) and len(grown) == len(texts) - 1
+
+
+def number_replies(app: App, *texts: str) -> None:
+    for text in texts:
+        answers = {n: f"{text} ({n})" for n in range(1, len(QUESTIONS) + 1)}
+        deliver(app, make_reply(answers, sender=f"P <p{abs(hash(text))}@example.net>", questions=QUESTIONS))
+    run_pass(app)
+
+
+def test_a_long_running_worker_sees_what_other_processes_changed(app: App) -> None:
+    number_replies(app, WAREHOUSE, NURSING)
+    with Session(app.engine) as session:
+        kept = app.crossovers(session)
+        assert len(kept) == 2
+    # Another worker on the same database numbers one more; the host withdraws #2 by command.
+    other = build_app(load_settings(app.settings.path))
+    number_replies(other, TEACHING)
+    assert CliRunner().invoke(main, ["--config", str(app.settings.path), "withdraw", "2"]).exit_code == 0
+    other.close()
+    app.recheck_crossovers()  # as every batch of a pass does
+    with Session(app.engine) as session:
+        index = app.crossovers(session)
+    assert index is kept, "caught up, not rebuilt"
+    assert len(index) == 2 and index.related(9, TEACHING) == [3]
+    assert index.related(9, NURSING) == []
+
+
+def test_an_index_that_missed_changes_is_built_again(app: App) -> None:
+    number_replies(app, WAREHOUSE, NURSING)
+    with Session(app.engine) as session:
+        kept = app.crossovers(session)
+    kept.synced_at = now() + timedelta(hours=1)  # as if its last look were later than the change below
+    other = build_app(load_settings(app.settings.path))
+    number_replies(other, TEACHING)
+    other.close()
+    app.recheck_crossovers()
+    with Session(app.engine) as session:
+        index = app.crossovers(session)
+    assert index is not kept and len(index) == 3
+    assert index.related(9, TEACHING) == [3]
