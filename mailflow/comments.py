@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from mailflow.answers import join_paragraphs, own_text
 from mailflow.app import App
-from mailflow.interviews import requeue_publication
+from mailflow.interviews import requeue_publications
 from mailflow.models import Comment, InboundMessage, Interview, Publication
 from mailflow.parsing import ParsedMail
 from mailflow.replies import reply_to
@@ -65,7 +65,7 @@ def handle_comment(session: Session, app: App, inbound: InboundMessage, mail: Pa
         )
     )
     if state == CommentState.APPROVED:
-        requeue_publication(session, interview.id or 0)
+        requeue_publications(session, [interview.id or 0])
     extra = {"number": number, "moderated": state != CommentState.APPROVED, "page_url": row[1].url}
     blocked = reply_to(session, app, inbound, mail, "comment_received", extra)
     return InboundState.ACTED_ON, join_reasons(f"comment-on-{number:05d}", blocked)

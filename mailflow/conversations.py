@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from mailflow.answers import own_text
 from mailflow.app import App
-from mailflow.interviews import interview_confirmed_in, requeue_publication
+from mailflow.interviews import interview_confirmed_in, requeue_publications
 from mailflow.models import InboundMessage, Interview, Publication, Subscription
 from mailflow.parsing import ParsedMail
 from mailflow.replies import reply_to
@@ -102,7 +102,7 @@ def take_down(session: Session, app: App, interview: Interview) -> None:
         related = [n for n in json.loads(other.related_json) if n != interview.number]
         if related != json.loads(other.related_json):
             other.related_json = json.dumps(related)
-            requeue_publication(session, other.id or 0)
+            requeue_publications(session, [other.id or 0])
 
 
 def _notify(session: Session, app: App, interview: Interview, inbound: InboundMessage, mail: ParsedMail) -> Decision:

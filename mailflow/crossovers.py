@@ -256,18 +256,30 @@ class CrossoverIndex:
         return found
 
 
-def apply_host_links(session: Session, number: int, automatic: list[int]) -> list[int]:
+def host_links(session: Session, numbers: Iterable[int]) -> dict[int, list[CrossLink]]:
+    """The host's links from each of `numbers`, in one query."""
+    found: dict[int, list[CrossLink]] = {}
+    for link in session.exec(select(CrossLink).where(CrossLink.from_number.in_(set(numbers)))).all():  # type: ignore[attr-defined]
+        found.setdefault(link.from_number, []).append(link)
+    return found
+
+
+def apply_host_links(links: list[CrossLink], number: int, automatic: list[int]) -> list[int]:
     """The host's added links first, then the automatic ones the host has not removed."""
-    links = session.exec(select(CrossLink).where(CrossLink.from_number == number)).all()
     added = [link.to_number for link in links if link.kind == "added"]
     removed = {link.to_number for link in links if link.kind == "removed"}
     return list(dict.fromkeys([*added, *(n for n in automatic if n not in removed and n != number)]))
 
 
-def refresh_related(session: Session, index: CrossoverIndex, interview: Interview) -> bool:
-    """Recompute one interview's related links; True if they changed (its page needs updating)."""
+def refresh_related(
+    session: Session, index: CrossoverIndex, interview: Interview, links: list[CrossLink] | None = None
+) -> bool:
+    """Recompute one interview's related links; True if they changed (its page needs updating).
+    `links`: the host's links from it, when the caller has already read them."""
+    if links is None:
+        links = host_links(session, [interview.number]).get(interview.number, [])
     automatic = index.related(interview.number, interview_text(interview.answers_json))
-    related = apply_host_links(session, interview.number, automatic)
+    related = apply_host_links(links, interview.number, automatic)
     if json.loads(interview.related_json) == related:
         return False
     interview.related_json = json.dumps(related)

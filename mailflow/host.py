@@ -17,7 +17,7 @@ from mailflow.answers import own_text
 from mailflow.app import App
 from mailflow.conversations import take_down
 from mailflow.crossovers import refresh_related
-from mailflow.interviews import link_crossovers, requeue_publication
+from mailflow.interviews import link_crossovers, requeue_publications
 from mailflow.models import Comment, CrossLink, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.parsing import ParsedMail
 from mailflow.replies import send_email, tell_author
@@ -84,7 +84,7 @@ def set_link(session: Session, app: App, first: int, second: int, *, add: bool) 
     session.flush()
     for interview in (a, b):
         if refresh_related(session, app.crossovers(session), interview):
-            requeue_publication(session, interview.id or 0)
+            requeue_publications(session, [interview.id or 0])
     return CommandResult(True, f"{'Linked' if add else 'Unlinked'} {first:05d} and {second:05d}.")
 
 
@@ -104,7 +104,7 @@ def moderate_comment(session: Session, comment_id: int, *, approve_it: bool) -> 
         return CommandResult(False, f"Comment {comment_id} is not waiting for review.")
     transition(comment, CommentState.APPROVED if approve_it else CommentState.REJECTED)
     if approve_it:
-        requeue_publication(session, comment.interview_id)
+        requeue_publications(session, [comment.interview_id])
     return CommandResult(True, f"Comment {comment_id} {'approved' if approve_it else 'rejected'}.")
 
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from mailflow.answers import extract_answers
 from mailflow.app import App
-from mailflow.crossovers import VISIBLE, interview_text, refresh_related
+from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
 from mailflow.models import Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.numbering import allocate_number
 from mailflow.pages import answers_to_json, excerpt_of
@@ -96,17 +96,22 @@ def _number(
 
 def link_crossovers(session: Session, app: App, interview: Interview) -> list[int]:
     """Find the new interview's cross-overs; older pages whose links change are updated too,
-    and people who asked to hear about cross-overs with theirs are told (at most weekly)."""
+    and people who asked to hear about cross-overs with theirs are told (at most weekly).
+    A handful of queries whatever the number of related interviews: this runs for every
+    numbered reply."""
     index = app.crossovers(session)
     index.add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, index, interview)
     related: list[int] = json.loads(interview.related_json)
-    for other in session.exec(select(Interview).where(Interview.number.in_(related))).all():  # type: ignore[attr-defined]
-        if refresh_related(session, index, other):
-            requeue_publication(session, other.id or 0)
-        subscription = session.exec(select(Subscription).where(Subscription.interview_id == other.id)).first()
-        if subscription is not None:
-            subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
+    if not related:
+        return related
+    others = session.exec(select(Interview).where(Interview.number.in_(related))).all()  # type: ignore[attr-defined]
+    links = host_links(session, related)
+    changed = [other.id or 0 for other in others if refresh_related(session, index, other, links.get(other.number, []))]
+    requeue_publications(session, changed)
+    subscriptions = select(Subscription).where(Subscription.interview_id.in_([other.id for other in others]))  # type: ignore[attr-defined]
+    for subscription in session.exec(subscriptions).all():
+        subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
     return related
 
 
@@ -128,11 +133,13 @@ def related_for_email(session: Session, app: App, numbers: list[int]) -> list[di
     ]
 
 
-def requeue_publication(session: Session, interview_id: int) -> None:
-    """Ask for the page to be published again (an edit, new links, a comment)."""
-    publication = session.exec(select(Publication).where(Publication.interview_id == interview_id)).first()
-    if publication is not None and publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
-        transition(publication, PublicationState.QUEUED, reason="update")
+def requeue_publications(session: Session, interview_ids: list[int]) -> None:
+    """Ask for these pages to be published again (an edit, new links, a comment)."""
+    if not interview_ids:
+        return
+    for publication in session.exec(select(Publication).where(Publication.interview_id.in_(interview_ids))).all():  # type: ignore[attr-defined]
+        if publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
+            transition(publication, PublicationState.QUEUED, reason="update")
 
 
 def _ask_for_missing(
@@ -168,7 +175,7 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     interview.answers_json = json.dumps([{"question": q, "answer": current[q]} for q in ordered], ensure_ascii=False)
     app.crossovers(session).add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, app.crossovers(session), interview)
-    requeue_publication(session, interview.id or 0)
+    requeue_publications(session, [interview.id or 0])
     blocked = reply_to(session, app, inbound, mail, "edited", {"number": interview.number,
                                                              "page_url": app.publisher.permalink(interview.number),
                                                              "changed": sorted(changed)})  # fmt: skip

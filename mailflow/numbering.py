@@ -13,9 +13,12 @@ INTERVIEW_COUNTER = "interview"
 
 def allocate_number(session: Session) -> int:
     """The next number (1, 2, ...). Must run inside the transaction that uses it."""
-    # The first number ever: two workers may both find no counter row; only one insert counts.
-    insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
-    counter = session.exec(select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()).one()
+    locked = select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()
+    counter = session.exec(locked).first()
+    if counter is None:
+        # The first number ever: two workers may both find no counter row; only one insert counts.
+        insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
+        counter = session.exec(locked).one()
     counter.value += 1
     session.flush()
     return counter.value

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailflow.app import App
 from mailflow.db import claim, lease_until, transaction
-from mailflow.interviews import requeue_publication
+from mailflow.interviews import requeue_publications
 from mailflow.models import Comment, Interview, Publication
 from mailflow.numbering import current_count
 from mailflow.pages import InterviewPage, comment_view, interview_page, load_page
@@ -218,7 +218,7 @@ def publish_comment(app: App, comment_id: int) -> bool:
         remove = comment.state == CommentState.REJECTED or publication.state == PublicationState.WITHDRAWN
         if comment.remote_id == SHOWN_IN_PAGE and remove:
             comment.remote_id = ""
-            requeue_publication(session, comment.interview_id)  # the page is rendered again without it
+            requeue_publications(session, [comment.interview_id])  # the page is rendered again without it
             return True
         if not ((show and not comment.remote_id and publication.remote_id) or (remove and comment.remote_id)):
             return True  # moved on since it was found due

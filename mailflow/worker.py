@@ -87,6 +87,7 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             report.skipped_locked = True
             return report
         step(fetch, app, report, should_stop)
+        app.recheck_crossovers()  # other processes may have changed interviews since the last pass
         step(process_all, app, report, should_stop)
         step(queue_scheduled_mail, app)
         step(send_and_publish, app, report, should_stop)
@@ -199,7 +200,8 @@ def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> 
     deciding cannot promise. Fetching, sending, publishing and filing still run in parallel.
     One commit per batch rather than per message: each is a flush to disk."""
     decided: list[str] = []
-    app.recheck_crossovers()
+    if not is_sqlite(app.engine):
+        app.recheck_crossovers()  # other workers number and edit between our batches
     try:
         with transaction(app.engine) as session:
             sender.settle(session)
@@ -225,7 +227,7 @@ def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> 
 
 def decide_one(session: Session, app: App, inbound: InboundMessage) -> str:
     try:
-        with session.begin_nested():
+        with session.begin_nested(), session.no_autoflush:
             return process_message(session, app, inbound).state.value
     except OperationalError:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
