@@ -18,7 +18,7 @@ from mailflow.parsing import ParsedMail
 from mailflow.render import format_number
 from mailflow.replies import last_sent_kind_within, reply_to
 from mailflow.scrub import scrub_answer, sender_names
-from mailflow.states import Decision, InboundState, PublicationState, join_reasons, transition
+from mailflow.states import Decision, InboundState, PublicationState, join_reasons, now, transition
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +134,15 @@ def related_for_email(session: Session, app: App, numbers: list[int]) -> list[di
 
 
 def requeue_publications(session: Session, interview_ids: list[int]) -> None:
-    """Ask for these pages to be published again (an edit, new links, a comment)."""
+    """Ask for these pages to be published again (an edit, new links, a comment). One still
+    waiting to go up is touched instead: other workers' cross-over indexes notice the change."""
     if not interview_ids:
         return
     for publication in session.exec(select(Publication).where(Publication.interview_id.in_(interview_ids))).all():  # type: ignore[attr-defined]
         if publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
             transition(publication, PublicationState.QUEUED, reason="update")
+        else:
+            publication.updated_at = now()
 
 
 def _ask_for_missing(

@@ -30,7 +30,6 @@ class InboundMessage(SQLModel, table=True):
     rule_hits: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     sender_hash: str = Field(default="", index=True, max_length=64)
     filing: str = Field(default=FilingState.WAITING.value, index=True, max_length=16)
-    attempts: int = 0
     updated_at: datetime = Field(default_factory=now)
 
 
@@ -138,7 +137,7 @@ class Publication(SQLModel, table=True):
     attempts: int = 0
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     next_attempt_at: datetime = Field(default_factory=now)
-    updated_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now, index=True)  # changed since? (crossovers.catch_up)
 
 
 class Draft(SQLModel, table=True):

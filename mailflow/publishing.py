@@ -141,20 +141,33 @@ def withdraw_one(app: App, publication_id: int) -> bool:
 
 def refresh_listing(app: App) -> None:
     with transaction(app.engine) as session:
-        rows = session.exec(
-            select(Interview, Publication)
-            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Publication.state == PublicationState.PUBLISHED)
-            .order_by(Interview.number.desc())  # type: ignore[attr-defined]
-            .limit(LISTING_SIZE)
-        ).all()
         total = current_count(session)
+        rows = newest_published(session, total)
     pages = [
         interview_page(interview.number, interview.answers_json, interview.submitted_on, app.site.name,
                        publication.url or app.publisher.permalink(interview.number))
         for interview, publication in rows
     ]  # fmt: skip
     app.publisher.refresh_listing(pages, total)
+
+
+def newest_published(session: Session, total: int) -> list[tuple[Interview, Publication]]:
+    """The LISTING_SIZE newest published interviews. Read through a window of the newest
+    numbers (the number index), widened until it holds enough, and filtered here: asking the
+    database for "published, newest first" makes it sort every published interview, a cost
+    that would grow with the site."""
+    window = LISTING_SIZE * 2
+    while True:
+        rows = session.exec(
+            select(Interview, Publication)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(Interview.number > total - window)
+            .order_by(Interview.number.desc())  # type: ignore[attr-defined]
+        ).all()
+        published = [(i, p) for i, p in rows if p.state == PublicationState.PUBLISHED][:LISTING_SIZE]
+        if len(published) == LISTING_SIZE or window >= total:
+            return published
+        window *= 4
 
 
 def page_for(app: App, session: Session, interview: Interview, url: str) -> InterviewPage:

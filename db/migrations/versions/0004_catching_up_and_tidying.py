@@ -1,0 +1,31 @@
+"""catching up: an index for "publications changed since"; the unused inbound attempts column goes
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-27 10:50:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A worker that keeps its cross-over index between passes reads only the publications
+    # changed since its last look (crossovers.CrossoverIndex.catch_up).
+    op.create_index('ix_publication_updated_at', 'publication', ['updated_at'], unique=False)
+    # Plain ALTER TABLE (SQLite 3.35+, PostgreSQL): a batch copy of the table would trip the
+    # foreign keys that point at it.
+    op.execute('ALTER TABLE inbound_message DROP COLUMN attempts')
+
+
+def downgrade() -> None:
+    op.add_column('inbound_message', sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
+    op.drop_index('ix_publication_updated_at', table_name='publication')
