@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import unicodedata
 from collections import Counter
@@ -76,24 +75,26 @@ def words(text: str) -> list[str]:
 class CrossoverIndex:
     """The answers of every visible interview as unit-length TF-IDF rows, by interview number.
 
-    Rows added since the vocabulary was weighed are kept in a short pending list and merged
-    into the matrix in batches: appending to a sparse matrix one row at a time would copy
-    it every time."""
+    Each text is read into words once: its word ids and counts are kept, so weighing the
+    vocabulary afresh (as the index grows, or after an edit) is a few array operations, not
+    a second reading of every answer. Rows added since are kept in a short pending list and
+    merged into the matrix in batches: appending to a sparse matrix one row at a time would
+    copy it every time."""
 
     def __init__(self, documents: Iterable[tuple[int, str]] = ()) -> None:
         self._numbers: list[int] = []
         self._positions: dict[int, int] = {}  # number -> row
-        self._texts: list[str] = []
-        self._columns: dict[str, int] = {}
-        self._idf: np.ndarray | None = None
+        self._hashes: list[int] = []  # of each text: is a text the one already held?
+        self._words: list[np.ndarray] = []  # each text's word ids, into _vocabulary
+        self._tfs: list[np.ndarray] = []  # ... and their weights, 1 + ln(count)
+        self._vocabulary: dict[str, int] = {}
+        self._idf: np.ndarray | None = None  # per word id, as of the last weighing
         self._matrix: csr_matrix | None = None  # the first rows; the rest are pending
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (columns, weights) of later rows
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (word ids, weights) of later rows
         self._fitted_size = 0
         self.synced_at: datetime | None = None  # when the database was last read (from_database, catch_up)
         for number, text in documents:
-            self._positions[number] = len(self._numbers)
-            self._numbers.append(number)
-            self._texts.append(text)
+            self._append(number, text)
         self._refit()
 
     @classmethod
@@ -141,43 +142,53 @@ class CrossoverIndex:
     def __len__(self) -> int:
         return len(self._numbers)
 
+    def _count(self, text: str, *, learn: bool) -> tuple[np.ndarray, np.ndarray]:
+        """A text's word ids and 1 + ln(count) of each. `learn`: new words join the vocabulary
+        (a text being indexed); otherwise they are left out (a text only being compared)."""
+        import numpy as np
+
+        counts = Counter(words(text))
+        if learn:
+            ids = [self._vocabulary.setdefault(word, len(self._vocabulary)) for word in counts]
+        else:
+            counts = Counter({word: n for word, n in counts.items() if word in self._vocabulary})
+            ids = [self._vocabulary[word] for word in counts]
+        return np.array(ids, dtype=np.int64), 1 + np.log(np.array(list(counts.values()), dtype=np.float64))
+
+    def _append(self, number: int, text: str) -> None:
+        self._positions[number] = len(self._numbers)
+        self._numbers.append(number)
+        self._hashes.append(hash(text))
+        ids, tfs = self._count(text, learn=True)
+        self._words.append(ids)
+        self._tfs.append(tfs)
+
     def _refit(self) -> None:
-        """Weigh the vocabulary of every text afresh and rebuild the matrix."""
+        """Weigh the vocabulary afresh (idf = ln((1 + n) / (1 + df)) + 1) and rebuild the matrix."""
         import numpy as np
         from scipy.sparse import csr_matrix
 
-        counts = [Counter(words(text)) for text in self._texts]
-        frequency: Counter[str] = Counter()
-        for count in counts:
-            frequency.update(count.keys())
-        self._columns = {word: column for column, word in enumerate(frequency)}
-        total = len(counts)
-        self._idf = np.array([math.log((1 + total) / (1 + df)) + 1 for df in frequency.values()])
-        rows = [self._weigh(count) for count in counts]
-        pointers = np.zeros(len(rows) + 1, dtype=np.int64)
-        pointers[1:] = np.cumsum([len(columns) for columns, _ in rows])
-        empty = np.zeros(0)
-        self._matrix = csr_matrix(
-            (
-                np.concatenate([weights for _, weights in rows]) if rows else empty,
-                np.concatenate([columns for columns, _ in rows]) if rows else empty.astype(np.int64),
-                pointers,
-            ),
-            shape=(len(rows), max(1, len(self._columns))),
-        )
+        total = len(self._words)
+        ids = np.concatenate(self._words) if self._words else np.zeros(0, dtype=np.int64)
+        self._idf = np.log((1 + total) / (1 + np.bincount(ids, minlength=len(self._vocabulary)))) + 1
+        weights = (np.concatenate(self._tfs) if self._tfs else np.zeros(0)) * self._idf[ids]
+        lengths = np.array([len(row) for row in self._words], dtype=np.int64)
+        norms = np.sqrt(np.bincount(np.repeat(np.arange(total), lengths), weights=weights**2, minlength=total))
+        weights /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
+        pointers = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self._matrix = csr_matrix((weights, ids, pointers), shape=(total, max(1, len(self._vocabulary))))
         self._pending = []
         self._fitted_size = total
 
-    def _weigh(self, count: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
-        """One text's row: (columns, unit-length weights); words not in the vocabulary are left out."""
+    def _weigh(self, ids: np.ndarray, tfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One text's row as of the last weighing: words new since then are left out."""
         import numpy as np
 
         assert self._idf is not None
-        known = [(self._columns[word], 1 + math.log(tf)) for word, tf in count.items() if word in self._columns]
-        columns = np.array([column for column, _ in known], dtype=np.int64)
-        weights = np.array([tf for _, tf in known]) * self._idf[columns] if known else np.zeros(0)
-        norm = float(np.sqrt(weights @ weights)) if known else 0.0
-        return columns, (weights / norm if norm else weights)
+        known = ids < len(self._idf)
+        ids, weights = ids[known], tfs[known] * self._idf[ids[known]]
+        norm = float(np.sqrt(weights @ weights))
+        return ids, (weights / norm if norm else weights)
 
     def _row(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         assert self._matrix is not None
@@ -189,17 +200,16 @@ class CrossoverIndex:
     def add(self, number: int, text: str) -> None:
         position = self._positions.get(number)
         if position is not None:
-            if self._texts[position] != text:  # an edit; the same text again changes nothing
-                self._texts[position] = text
+            if self._hashes[position] != hash(text):  # an edit; the same text again changes nothing
+                self._hashes[position] = hash(text)
+                self._words[position], self._tfs[position] = self._count(text, learn=True)
                 self._refit()
             return
-        self._positions[number] = len(self._numbers)
-        self._numbers.append(number)
-        self._texts.append(text)
-        if len(self._texts) > self._fitted_size * (1 + REFIT_GROWTH):
+        self._append(number, text)
+        if len(self._numbers) > self._fitted_size * (1 + REFIT_GROWTH):
             self._refit()
             return
-        self._pending.append(self._weigh(Counter(words(text))))
+        self._pending.append(self._weigh(self._words[-1], self._tfs[-1]))
         if len(self._pending) >= MERGE_PENDING:
             self._merge_pending()
 
@@ -218,9 +228,9 @@ class CrossoverIndex:
         self._pending = []
 
     def remove(self, number: int) -> None:
-        position = self._positions.get(number)
+        position = self._positions.pop(number, None)
         if position is not None:
-            del self._numbers[position], self._texts[position]
+            del self._numbers[position], self._hashes[position], self._words[position], self._tfs[position]
             self._positions = {n: i for i, n in enumerate(self._numbers)}
             self._refit()
 
@@ -232,10 +242,10 @@ class CrossoverIndex:
         if self._matrix is None or not self._numbers:
             return []
         position = self._positions.get(number)
-        if position is not None and self._texts[position] == text:
+        if position is not None and self._hashes[position] == hash(text):
             columns, weights = self._row(position)  # already weighed: no need to do it again
         else:
-            columns, weights = self._weigh(Counter(words(text)))
+            columns, weights = self._weigh(*self._count(text, learn=False))
         if not len(columns):
             return []
         query = np.zeros(self._matrix.shape[1])

@@ -123,6 +123,7 @@ def send_digest(app: App, *, force: bool = False) -> DigestContent | None:
             from_address=app.settings.core.from_address, recipient=app.settings.core.host_address,
             sender_hash="", inbound_id=None, answering=None,
         )  # fmt: skip
+        session.flush()  # for the email's id
         session.add(DigestRun(outbox_id=item.id))
     logger.info("digest queued for the host")
     return content

@@ -78,13 +78,12 @@ def _number(
     session.flush()
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     session.add(Publication(interview_id=interview.id or 0, url=app.publisher.permalink(number), state=first_state))
-    session.flush()
     # With review on, an interview joins the cross-overs only once the host approves it.
     related = [] if app.settings.core.review else link_crossovers(session, app, interview)
     context = {
         "number": number,
         "page_url": app.publisher.permalink(number),
-        "related": related_for_email(session, app, related),
+        "related": related_for_email(app, related),
         "shortened": shortened,
         "limit": app.settings.core.max_answer_chars,
     }
@@ -94,55 +93,60 @@ def _number(
     return InboundState.NUMBERED, join_reasons(*notes)
 
 
-def link_crossovers(session: Session, app: App, interview: Interview) -> list[int]:
+def link_crossovers(session: Session, app: App, interview: Interview) -> list[tuple[Interview, Publication]]:
     """Find the new interview's cross-overs; older pages whose links change are updated too,
     and people who asked to hear about cross-overs with theirs are told (at most weekly).
-    A handful of queries whatever the number of related interviews: this runs for every
-    numbered reply."""
+    Returns the related interviews with their publications, closest first. A handful of
+    queries whatever the number of related interviews: this runs for every numbered reply."""
     index = app.crossovers(session)
     index.add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, index, interview)
     related: list[int] = json.loads(interview.related_json)
     if not related:
-        return related
-    others = session.exec(select(Interview).where(Interview.number.in_(related))).all()  # type: ignore[attr-defined]
-    links = host_links(session, related)
-    changed = [other.id or 0 for other in others if refresh_related(session, index, other, links.get(other.number, []))]
-    requeue_publications(session, changed)
-    subscriptions = select(Subscription).where(Subscription.interview_id.in_([other.id for other in others]))  # type: ignore[attr-defined]
-    for subscription in session.exec(subscriptions).all():
-        subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
-    return related
-
-
-def related_for_email(session: Session, app: App, numbers: list[int]) -> list[dict[str, str]]:
+        return []
     rows = session.exec(
         select(Interview, Publication)
-        .join(Publication)
-        .where(Interview.number.in_(numbers), Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
+        .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+        .where(Interview.number.in_(related))  # type: ignore[attr-defined]
     ).all()
-    by_number = {interview.number: (interview, publication) for interview, publication in rows}
+    links = host_links(session, related)
+    for other, publication in rows:
+        if refresh_related(session, index, other, links.get(other.number, [])):
+            requeue(publication)
+    subscriptions = select(Subscription).where(Subscription.interview_id.in_([other.id for other, _ in rows]))  # type: ignore[attr-defined]
+    for subscription in session.exec(subscriptions).all():
+        subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
+    by_number = {other.number: (other, publication) for other, publication in rows}
+    return [by_number[number] for number in related if number in by_number]
+
+
+def related_for_email(app: App, related: list[tuple[Interview, Publication]]) -> list[dict[str, str]]:
+    """The related interviews a reply may point to: only those that are (or are about to be) public."""
     return [
         {
-            "number": format_number(number),
-            "url": by_number[number][1].url or app.publisher.permalink(number) or app.site.base_url,
-            "excerpt": excerpt_of(by_number[number][0].answers_json),
+            "number": format_number(other.number),
+            "url": publication.url or app.publisher.permalink(other.number) or app.site.base_url,
+            "excerpt": excerpt_of(other.answers_json),
         }
-        for number in numbers
-        if number in by_number
+        for other, publication in related
+        if publication.state in VISIBLE
     ]
 
 
 def requeue_publications(session: Session, interview_ids: list[int]) -> None:
-    """Ask for these pages to be published again (an edit, new links, a comment). One still
-    waiting to go up is touched instead: other workers' cross-over indexes notice the change."""
-    if not interview_ids:
-        return
-    for publication in session.exec(select(Publication).where(Publication.interview_id.in_(interview_ids))).all():  # type: ignore[attr-defined]
-        if publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
-            transition(publication, PublicationState.QUEUED, reason="update")
-        else:
-            publication.updated_at = now()
+    """Ask for these pages to be published again (an edit, new links, a comment)."""
+    if interview_ids:
+        for publication in session.exec(select(Publication).where(Publication.interview_id.in_(interview_ids))).all():  # type: ignore[attr-defined]
+            requeue(publication)
+
+
+def requeue(publication: Publication) -> None:
+    """One page to publish again. One still waiting to go up is touched instead: other
+    workers' cross-over indexes notice the change (crossovers.CrossoverIndex.catch_up)."""
+    if publication.state in (PublicationState.PUBLISHED, PublicationState.FAILED):
+        transition(publication, PublicationState.QUEUED, reason="update")
+    else:
+        publication.updated_at = now()
 
 
 def _ask_for_missing(

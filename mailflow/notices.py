@@ -28,9 +28,10 @@ def send_crossover_notices(app: App) -> int:
                 continue
             pending: list[int] = json.loads(subscription.pending_json)
             live = session.exec(
-                select(Interview.number)
+                select(Interview, Publication)
                 .join(Publication)
                 .where(Interview.number.in_(pending), Publication.state == PublicationState.PUBLISHED)  # type: ignore[attr-defined]
+                .order_by(Interview.number)  # type: ignore[arg-type]
             ).all()
             if not live:
                 continue
@@ -38,11 +39,12 @@ def send_crossover_notices(app: App) -> int:
             assert interview is not None
             blocked = send_email(
                 session, app, kind="crossover_notice", recipient=subscription.address,
-                extra={"number": interview.number, "related": related_for_email(session, app, sorted(live))},
+                extra={"number": interview.number, "related": related_for_email(app, list(live))},
                 sender_hash=interview.sender_hash,
             )  # fmt: skip
             if not blocked:
-                subscription.pending_json = json.dumps([n for n in pending if n not in live])
+                told = {other.number for other, _ in live}
+                subscription.pending_json = json.dumps([n for n in pending if n not in told])
                 subscription.last_notified_at = now()
                 sent += 1
     return sent

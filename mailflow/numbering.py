@@ -20,7 +20,6 @@ def allocate_number(session: Session) -> int:
         insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
         counter = session.exec(locked).one()
     counter.value += 1
-    session.flush()
     return counter.value
 
 

@@ -56,7 +56,7 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
     by one, their outcomes recorded in one more. Returns (published, not published); a row
     another worker has taken counts as neither."""
     with transaction(app.engine) as session:
-        pages = [taken for publication_id in publication_ids if (taken := take(app, session, publication_id))]
+        pages = take(app, session, publication_ids)
     outcomes = []
     for publication_id, page, remote_id in pages:
 
@@ -69,35 +69,48 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
                     row.remote_id = new_remote_id
 
         publish = partial(app.publisher.publish, page, remote_id, remember)
-        outcomes.append((publication_id, page, remote_id, attempt(publish, f"publication {publication_id}")))
+        outcomes.append((page, remote_id, attempt(publish, f"publication {publication_id}")))
     with transaction(app.engine) as session:
-        results = [record_publication(app, session, *outcome) for outcome in outcomes]
+        publications = session.exec(
+            select(Publication).where(Publication.id.in_([publication_id for publication_id, _, _ in pages]))  # type: ignore[union-attr]
+        ).all()
+        by_id = {publication.id: publication for publication in publications}
+        results = [
+            record_publication(app, session, by_id[publication_id], *outcome)
+            for (publication_id, _, _), outcome in zip(pages, outcomes, strict=True)
+        ]
     return results.count(True), results.count(False)
 
 
-def take(app: App, session: Session, publication_id: int) -> tuple[int, InterviewPage, str] | None:
-    """Lease one queued publication and load its page; None if it is not (or no longer) due.
-    The lease keeps other workers off it; if this one dies, the lease runs out and the page
-    is tried again (the blog is asked first)."""
-    publication = claim(
-        session, Publication, publication_id,
-        Publication.state == PublicationState.QUEUED, Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
-    )  # fmt: skip
-    if publication is None:
-        return None
-    publication.next_attempt_at = lease_until(app.engine)
-    interview = session.get(Interview, publication.interview_id)
-    assert interview is not None
-    return publication_id, page_for(app, session, interview, publication.url), publication.remote_id
+def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[int, InterviewPage, str]]:
+    """Lease the publications still queued and due, and load their pages. The lease keeps
+    other workers off them; if this one dies, the lease runs out and each page is tried
+    again (the blog is asked first)."""
+    rows = session.exec(
+        select(Publication, Interview)
+        .join(Interview, Interview.id == Publication.interview_id)  # type: ignore[arg-type]
+        .where(
+            Publication.id.in_(publication_ids),  # type: ignore[union-attr]
+            Publication.state == PublicationState.QUEUED,
+            Publication.next_attempt_at <= now(),  # type: ignore[arg-type]
+        )
+        .order_by(Publication.id)  # type: ignore[arg-type]
+        .with_for_update(skip_locked=True, of=Publication)  # type: ignore[arg-type]
+    ).all()
+    until = lease_until(app.engine)
+    taken = []
+    for publication, interview in rows:
+        publication.next_attempt_at = until
+        taken.append((publication.id or 0, page_for(app, session, interview, publication.url), publication.remote_id))
+    return taken
 
 
 def record_publication(
-    app: App, session: Session, publication_id: int, page: InterviewPage, remote_id: str, outcome: Placement | Failure
-) -> bool:
+    app: App, session: Session, publication: Publication, page: InterviewPage, remote_id: str,
+    outcome: Placement | Failure,
+) -> bool:  # fmt: skip
     """Record how publishing went; True once the page is up. On failure, the error and when
     to try again (not before the blog's own Retry-After)."""
-    publication = session.get(Publication, publication_id)
-    assert publication is not None
     if publication.state != PublicationState.QUEUED:
         # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
         if not isinstance(outcome, Failure):
@@ -107,7 +120,7 @@ def record_publication(
         return False
     if isinstance(outcome, Failure):
         record_failure(publication, outcome)
-        logger.warning("publication %s: not published (%s)", publication_id, outcome.error)
+        logger.warning("publication %s: not published (%s)", publication.id, outcome.error)
         return False
     publication.remote_id, publication.url = outcome.remote_id, outcome.url
     transition(publication, PublicationState.PUBLISHED)

@@ -131,9 +131,8 @@ def queue_email(
         message_id=message_id,
         raw=raw,
     )
-    session.add(item)
-    session.flush()
-    logger.info("outbox %s: queued %s for message %s", item.id, kind, inbound_id)
+    session.add(item)  # flushed with the rest of the decision
+    logger.info("outbox: queued %s for message %s", kind, inbound_id)
     return item
 
 

@@ -132,14 +132,19 @@ class BackgroundSender:
             self._record(session)
 
     def _record(self, session: Session) -> None:
+        outcomes: dict[int, object] = {}
         while True:
             try:
                 outbox_id, outcome = self._done.get_nowait()
             except queue.Empty:
-                return
-            item = session.get(OutboxItem, outbox_id)
-            if item is None or item.state != OutboxState.QUEUED:
+                break
+            outcomes[outbox_id] = outcome
+        if not outcomes:
+            return
+        for item in session.exec(select(OutboxItem).where(OutboxItem.id.in_(outcomes))).all():  # type: ignore[union-attr]
+            if item.state != OutboxState.QUEUED:
                 continue
+            outcome = outcomes[item.id or 0]
             record_outcome(item, outcome)
             if isinstance(outcome, Failure):
                 self.failed += 1

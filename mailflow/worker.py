@@ -1,10 +1,12 @@
 """A pass is a short tuple of verbs: fetch, process, send, publish, file.
 
 fetch   stores each new message raw as `received` and commits, before anything else;
-process decides each received message in its own transaction (process.py);
-send    hands queued emails to the outbox, with bounded retries;
+process decides received messages oldest first, a batch per transaction and each message
+        in a savepoint of its own (process.py), while a background sender already sends the
+        replies of the batches before (sending.py);
+send    hands what is still queued to the outbox, with bounded retries;
 publish puts queued interviews on the blog, then refreshes the listing once;
-file    moves or marks the mailbox copies of decided messages.
+file    moves or marks the mailbox copies of decided messages, a batch per command.
 Each step acts on rows, so a crash anywhere resumes on the next pass without a second
 number, reply or page. `run_forever` repeats passes on a schedule until SIGTERM/Ctrl-C.
 """

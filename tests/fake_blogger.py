@@ -205,6 +205,17 @@ class FakeBlogger(LocalServer):
     def token_url(self) -> str:
         return f"{self.base_url}/token"
 
+    def publisher_settings(self) -> dict[str, str]:
+        """[blog] keys that point the Blogger publisher at this server."""
+        return {
+            "blog_id": self.BLOG_ID,
+            "client_id": self.CLIENT_ID,
+            "client_secret": self.CLIENT_SECRET,
+            "refresh_token": self.REFRESH_TOKEN,
+            "token_url": self.token_url,
+            "api_url": self.api_url,
+        }
+
     def expire_tokens(self) -> None:
         """Every access token handed out so far stops working, as after its expires_in."""
         self.valid_tokens.clear()

@@ -33,16 +33,7 @@ def fake() -> Iterator[FakeBlogger]:
 
 
 def settings_for(fake: FakeBlogger, **overrides: str) -> dict[str, str]:
-    return {
-        "blog_id": fake.BLOG_ID,
-        "client_id": fake.CLIENT_ID,
-        "client_secret": fake.CLIENT_SECRET,
-        "refresh_token": fake.REFRESH_TOKEN,
-        "token_url": fake.token_url,
-        "api_url": fake.api_url,
-        "labels": "Interviews, Job seeking",
-        **overrides,
-    }
+    return {**fake.publisher_settings(), "labels": "Interviews, Job seeking", **overrides}
 
 
 @pytest.fixture

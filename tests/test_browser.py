@@ -564,14 +564,7 @@ def test_xss_vectors_in_answers_stay_text_in_blogger_and_micropub_posts(
     fake = FakeBlogger() if backend == "blogger" else FakeMicropub()
     with fake:
         if isinstance(fake, FakeBlogger):
-            settings = {
-                "blog_id": fake.BLOG_ID,
-                "client_id": fake.CLIENT_ID,
-                "client_secret": fake.CLIENT_SECRET,
-                "refresh_token": fake.REFRESH_TOKEN,
-                "token_url": fake.token_url,
-                "api_url": fake.api_url,
-            }
+            settings = fake.publisher_settings()
         else:
             settings = {"endpoint": fake.endpoint, "token": GOOD_TOKEN, "post_url": fake.base_url + "/{slug}/"}
         with published_site(tmp_path / backend, [plain_vector_reply()], backend=backend, **settings) as (_, site_url):

@@ -37,28 +37,11 @@ def test_four_workers_on_postgresql_number_each_reply_once_and_reply_once(tmp_pa
     with fresh_postgres_database() as url:
         settings = make_settings(tmp_path, database=url)
         app = build_app(load_settings(settings))
-        for index in range(REPLIES):
+        for index in [*range(REPLIES), *range(DUPLICATES)]:  # some delivered twice, as an MTA retrying does
             answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
-            deliver(
-                app,
-                make_reply(
-                    answers,
-                    sender=f"P{index} <p{index}@example.net>",
-                    questions=QUESTIONS,
-                    message_id=f"<conc-{index}@example.net>",
-                ),
-            )
-        for index in range(DUPLICATES):  # the same messages delivered twice, as an MTA retrying does
-            answers = {n: f"Worker test answer {n} from person {index}." for n in range(1, 9)}
-            deliver(
-                app,
-                make_reply(
-                    answers,
-                    sender=f"P{index} <p{index}@example.net>",
-                    questions=QUESTIONS,
-                    message_id=f"<conc-{index}@example.net>",
-                ),
-            )
+            reply = make_reply(answers, sender=f"P{index} <p{index}@example.net>", questions=QUESTIONS,
+                               message_id=f"<conc-{index}@example.net>")  # fmt: skip
+            deliver(app, reply)
         workers = [
             subprocess.Popen([sys.executable, "-c", WORKER, str(settings)], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from mailflow.app import App
 from mailflow.cli import main
-from mailflow.models import InboundMessage, Interview, OutboxItem
+from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
 from mailflow.publishers import Placement
 from mailflow.publishers.static import StaticPublisher
 from mailflow.testing import make_reply
@@ -169,19 +169,23 @@ def test_second_pass_does_nothing_and_the_mailbox_is_filed(app: App) -> None:
     assert [p.name.endswith(":2,S") for p in (inbox / "cur").iterdir()] == [True]
 
 
+def fail_nth_call(monkeypatch, module: object, name: str, nth: int, error: Exception) -> None:  # type: ignore[no-untyped-def]
+    """Make `module.name` raise `error` on its nth call only."""
+    real, calls = getattr(module, name), {"n": 0}
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == nth:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, failing)
+
+
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
     from mailflow import interviews
 
-    real = interviews.extract_answers
-    calls = {"n": 0}
-
-    def explode_once(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("unexpected shape")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(interviews, "extract_answers", explode_once)
+    fail_nth_call(monkeypatch, interviews, "extract_answers", 1, RuntimeError("unexpected shape"))
     deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
     deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
     report = run_pass(app)
@@ -192,6 +196,26 @@ def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, mon
     assert failed.reason == "error: RuntimeError: unexpected shape"
     assert failed.raw.startswith(b"From:") or b"Message-ID: <boom@example.net>" in failed.raw
     assert numbered.number == 1, "a failed message takes no number"
+
+
+def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypatch) -> None:
+    """Messages are decided in batches, one transaction for many: a message that fails half
+    way (its interview and page rows already written) is undone to the last byte, while the
+    messages before and after it in the same batch keep what was decided for them."""
+    from mailflow import interviews
+
+    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the template engine fell over"))
+    for name in ("a", "b", "c"):
+        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    report = run_pass(app)
+    assert report.decided == {"numbered": 2, "failed": 1}
+    with Session(app.engine) as session:
+        interviews_kept = session.exec(select(Interview).order_by(Interview.number)).all()
+        pages = session.exec(select(Publication)).all()
+        failed = session.exec(select(InboundMessage).where(InboundMessage.state == "failed")).one()
+    assert [i.number for i in interviews_kept] == [1, 2], "the failed message gave its number back"
+    assert len(pages) == 2 and failed.id not in {i.inbound_id for i in interviews_kept}
+    assert sorted(m["To"] for m in outbox_messages(app)) == ["a@example.net", "c@example.net"]
 
 
 def test_cli_run_once_over_a_maildir(settings_path: Path, tmp_path: Path) -> None:
