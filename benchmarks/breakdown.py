@@ -2,7 +2,9 @@
 local Maildir (SQLite, static site, Maildir outbox: no servers), with wall-clock timers
 around the functions that matter and around SQLAlchemy's execute/flush/get.
 
-    .venv/bin/python -m benchmarks.breakdown [N]      # N = 300 by default
+    .venv/bin/python -m benchmarks.breakdown [N] [--postgres]   # N = 300 by default
+
+--postgres uses a fresh database on MAILFLOW_TEST_POSTGRES_URL (from var/services/env).
 
 Timers nest (process_message includes link_crossovers, which includes some SA.execute),
 so the column does not add up; it shows what to look at, with less distortion than a
@@ -12,6 +14,7 @@ profiler's per-call overhead. Not part of the benchmark table.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import tempfile
 import time
@@ -26,7 +29,7 @@ from mailflow import worker
 from mailflow.app import build_app
 from mailflow.config import load_settings
 from mailflow.sources.delivery import deliver_to_maildir
-from mailflow.testing import make_settings
+from mailflow.testing import fresh_postgres_database, make_settings
 
 TIMED = {
     "mailflow.worker": ["process_all", "decide_batch", "process_message", "send_and_publish", "file_all"],
@@ -51,8 +54,9 @@ def timed(spent: Counter[str], label: str, function: Callable[..., object]) -> C
     return timer
 
 
-def main(count: int) -> None:
-    app = build_app(load_settings(make_settings(Path(tempfile.mkdtemp(prefix="mailflow-breakdown-")))))
+def main(count: int, database: str = "sqlite:///db/mailflow.db") -> None:
+    folder = Path(tempfile.mkdtemp(prefix="mailflow-breakdown-"))
+    app = build_app(load_settings(make_settings(folder, database=database)))
     for raw in corpus.replies("breakdown", count):
         deliver_to_maildir(app.settings.incoming.path("path"), raw)
     spent: Counter[str] = Counter()
@@ -69,7 +73,13 @@ def main(count: int) -> None:
     print("| where | ms per message |\n|---|---|")
     for label, seconds in spent.most_common():
         print(f"| {label} | {seconds / count * 1000:.2f} |")
+    app.close()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    size = int(next((arg for arg in sys.argv[1:] if arg.isdigit()), "300"))
+    if "--postgres" in sys.argv:
+        with fresh_postgres_database(os.environ["MAILFLOW_TEST_POSTGRES_URL"]) as url:
+            main(size, url)
+    else:
+        main(size)

@@ -131,7 +131,7 @@ class Publication(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     interview_id: int = Field(foreign_key="interview.id", unique=True)
-    state: str = Field(default=PublicationState.QUEUED.value, index=True, max_length=16)
+    state: str = Field(default=PublicationState.QUEUED.value, index=True, max_length=32)
     remote_id: str = Field(default="", max_length=255)
     url: str = Field(default="", max_length=2048)
     attempts: int = 0

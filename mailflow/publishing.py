@@ -111,6 +111,7 @@ def record_publication(
 ) -> bool:  # fmt: skip
     """Record how publishing went; True once the page is up. On failure, the error and when
     to try again (not before the blog's own Retry-After)."""
+    publication.next_attempt_at = now()  # the lease ends: an update or a take-down may follow at once
     if publication.state != PublicationState.QUEUED:
         # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
         if not isinstance(outcome, Failure):

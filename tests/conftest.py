@@ -15,14 +15,30 @@ from mailflow.questions import load_questions
 from mailflow.sources.delivery import deliver_to_maildir
 from mailflow.testing import REPO, make_settings
 
-from databases import database_url  # noqa: F401  (a fixture: SQLite and PostgreSQL)
+from databases import database_url, fresh_postgres_database  # noqa: F401  (database_url: a fixture)
 
 QUESTIONS = load_questions(REPO / "questions.txt")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests in a module marked `both_databases` run twice: on SQLite and on PostgreSQL
+    (which, unlike SQLite, refuses a value longer than its column, and leases rows)."""
+    if "database_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database_backend", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def settings_path(tmp_path: Path) -> Path:
-    return make_settings(tmp_path / "site")
+def database_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path, database_backend: str) -> Iterator[Path]:
+    if database_backend == "postgresql":
+        with fresh_postgres_database() as url:
+            yield make_settings(tmp_path / "site", database=url)
+        return
+    yield make_settings(tmp_path / "site")
 
 
 @pytest.fixture

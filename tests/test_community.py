@@ -20,6 +20,8 @@ from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver, outbox_messages, site_path
 
+pytestmark = pytest.mark.both_databases  # also on PostgreSQL: see conftest.pytest_generate_tests
+
 WAREHOUSE = {n: f"Warehouse forklift night shifts, logistics depot work, answer {n}." for n in range(1, 9)}
 NURSING = {n: f"Hospital nursing ward care, patients and clinical rotas, answer {n}." for n in range(1, 9)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from click.testing import CliRunner
 from sqlmodel import Session
@@ -12,7 +13,7 @@ from mailflow.cli import main
 from mailflow.config import load_settings
 from mailflow.crossovers import MERGE_PENDING, CrossoverIndex, words
 from mailflow.states import now
-from mailflow.testing import make_reply
+from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver
@@ -58,7 +59,8 @@ def number_replies(app: App, *texts: str) -> None:
     run_pass(app)
 
 
-def test_a_long_running_worker_sees_what_other_processes_changed(app: App) -> None:
+def test_a_long_running_worker_sees_what_other_processes_changed(database_url: str, tmp_path: Path) -> None:
+    app = build_app(load_settings(make_settings(tmp_path, database=database_url)))
     number_replies(app, WAREHOUSE, NURSING)
     with Session(app.engine) as session:
         kept = app.crossovers(session)
@@ -66,11 +68,13 @@ def test_a_long_running_worker_sees_what_other_processes_changed(app: App) -> No
     # Another worker on the same database numbers one more; the host withdraws #2 by command.
     other = build_app(load_settings(app.settings.path))
     number_replies(other, TEACHING)
-    assert CliRunner().invoke(main, ["--config", str(app.settings.path), "withdraw", "2"]).exit_code == 0
+    withdrawn = CliRunner().invoke(main, ["--config", str(app.settings.path), "withdraw", "2"])
+    assert withdrawn.exit_code == 0, withdrawn.output
     other.close()
-    app.recheck_crossovers()  # as every batch of a pass does
+    app.recheck_crossovers()  # as every pass (every batch on PostgreSQL) does
     with Session(app.engine) as session:
         index = app.crossovers(session)
+    app.close()
     assert index is kept, "caught up, not rebuilt"
     assert len(index) == 2 and index.related(9, TEACHING) == [3]
     assert index.related(9, NURSING) == []

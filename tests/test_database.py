@@ -99,3 +99,22 @@ def test_a_database_made_by_the_first_release_is_upgraded_with_its_data(database
     assert [(i.number, i.related_json) for i in interviews][:1] == [(1, "[]")]
     assert [i.number for i in interviews] == [1, 2]
     assert "Old answer." in interviews[0].answers_json
+
+
+def test_every_named_state_fits_its_column() -> None:
+    """PostgreSQL refuses a value longer than its column (SQLite stores it anyway): a state
+    name that does not fit would fail only there, and only when that state is reached."""
+    from mailflow.models import Comment, InboundMessage, OutboxItem, Publication
+    from mailflow.states import CommentState, FilingState, InboundState, OutboxState, PublicationState
+
+    columns = [
+        (InboundMessage, "state", InboundState), (InboundMessage, "filing", FilingState),
+        (OutboxItem, "state", OutboxState), (Publication, "state", PublicationState), (Comment, "state", CommentState),
+    ]  # fmt: skip
+    too_long = [
+        f"{model.__name__}.{column} {value!r}"
+        for model, column, states in columns
+        for value in states
+        if len(value) > model.__table__.columns[column].type.length  # type: ignore[attr-defined]
+    ]
+    assert too_long == []

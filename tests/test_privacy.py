@@ -21,6 +21,8 @@ from mailflow.worker import run_pass
 
 from conftest import deliver, site_path
 
+pytestmark = pytest.mark.both_databases  # also on PostgreSQL: see conftest.pytest_generate_tests
+
 EXPECTED = json.loads((REPO / "tests" / "mail" / "expected.json").read_text())
 COMPLETE = sorted(name for name, case in EXPECTED.items() if case["kind"] == "complete")
 

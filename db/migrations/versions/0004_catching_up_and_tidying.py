@@ -1,4 +1,6 @@
-"""catching up: an index for "publications changed since"; the unused inbound attempts column goes
+"""catching up: an index for "publications changed since"; publication.state wide enough for
+"withdrawal_queued" (17 characters: PostgreSQL refused it, SQLite does not check); the unused
+inbound attempts column goes
 
 Revision ID: 0004
 Revises: 0003
@@ -8,6 +10,7 @@ Create Date: 2026-11-27 10:50:00
 from __future__ import annotations
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 
@@ -18,6 +21,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('publication', schema=None) as batch_op:
+        batch_op.alter_column('state', existing_type=sqlmodel.sql.sqltypes.AutoString(length=16),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=32), existing_nullable=False)
     # A worker that keeps its cross-over index between passes reads only the publications
     # changed since its last look (crossovers.CrossoverIndex.catch_up).
     op.create_index('ix_publication_updated_at', 'publication', ['updated_at'], unique=False)
@@ -29,3 +35,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.add_column('inbound_message', sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
     op.drop_index('ix_publication_updated_at', table_name='publication')
+    with op.batch_alter_table('publication', schema=None) as batch_op:
+        batch_op.alter_column('state', existing_type=sqlmodel.sql.sqltypes.AutoString(length=32),
+                              type_=sqlmodel.sql.sqltypes.AutoString(length=16), existing_nullable=False)
