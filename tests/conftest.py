@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -23,7 +24,9 @@ QUESTIONS = load_questions(REPO / "questions.txt")
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests in a module marked `both_databases` run twice: on SQLite and on PostgreSQL
     (which, unlike SQLite, refuses a value longer than its column, and leases rows)."""
-    if "database_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+    everywhere = os.environ.get("MAILFLOW_TEST_BOTH_DATABASES") == "1"  # every such test, for a deeper check
+    marked = everywhere or metafunc.definition.get_closest_marker("both_databases")
+    if "database_backend" in metafunc.fixturenames and marked:
         metafunc.parametrize("database_backend", ["sqlite", "postgresql"], indirect=True)
 
 

@@ -3,6 +3,8 @@ comments, cross-overs, notices, the digest, forgetting a person."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -19,6 +21,7 @@ from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver, outbox_messages, site_path
+from databases import fresh_postgres_database
 
 pytestmark = pytest.mark.both_databases  # also on PostgreSQL: see conftest.pytest_generate_tests
 
@@ -43,8 +46,21 @@ def mail_from(
     return message.as_bytes()
 
 
-def make_app(tmp_path: Path, **sections: str) -> App:
-    return build_app(load_settings(make_settings(tmp_path / "site", **sections)))
+AppFactory = Callable[..., App]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, database_backend: str) -> Iterator[AppFactory]:
+    """Build the app with extra settings, on the database this run of the test is for."""
+    with ExitStack() as stack:
+        database = "sqlite:///db/mailflow.db"
+        if database_backend == "postgresql":
+            database = stack.enter_context(fresh_postgres_database())
+
+        def build(**sections: str) -> App:
+            return build_app(load_settings(make_settings(tmp_path / "site", database=database, **sections)))
+
+        yield build
 
 
 def page(app: App, number: int) -> Path:
@@ -109,8 +125,8 @@ def test_reply_to_the_confirmation_with_a_new_answer_edits_the_same_interview(ap
         assert [i.number for i in session.exec(select(Interview))] == [1]
 
 
-def test_review_mode_holds_the_page_until_the_host_approves_by_replying_to_the_digest(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="review = yes\ndigest = daily\ndigest_time = 00:00")
+def test_review_mode_holds_the_page_until_the_host_approves_by_replying_to_the_digest(make_app: AppFactory) -> None:
+    app = make_app(core="review = yes\ndigest = daily\ndigest_time = 00:00")
     deliver(app, make_reply(WAREHOUSE, sender="Jo <jo@example.net>", questions=QUESTIONS))
     run_pass(app)
     assert not page(app, 1).exists()
@@ -137,9 +153,9 @@ def test_review_mode_holds_the_page_until_the_host_approves_by_replying_to_the_d
     app.close()
 
 
-def test_a_forged_host_address_alone_commands_nothing(tmp_path: Path) -> None:
+def test_a_forged_host_address_alone_commands_nothing(make_app: AppFactory) -> None:
     """Without authserv_id, a command must reply to an email only the host got from us."""
-    app = make_app(tmp_path, core="review = yes")
+    app = make_app(core="review = yes")
     deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
     deliver(app, mail_from("Host <host@jobseekers.example>", "approve", "approve 00001"))
     deliver(
@@ -156,8 +172,8 @@ def test_a_forged_host_address_alone_commands_nothing(tmp_path: Path) -> None:
     app.close()
 
 
-def test_host_commands_need_the_host_address_and_a_passing_authentication(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="review = yes\nauthserv_id = mx.jobseekers.example")
+def test_host_commands_need_the_host_address_and_a_passing_authentication(make_app: AppFactory) -> None:
+    app = make_app(core="review = yes\nauthserv_id = mx.jobseekers.example")
     deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
     deliver(app, mail_from("Someone <someone@example.org>", "approve", "approve 00001"))
     forged = {"Authentication-Results": "mx.jobseekers.example; dmarc=fail header.from=jobseekers.example; spf=fail"}
@@ -184,8 +200,8 @@ def test_host_commands_need_the_host_address_and_a_passing_authentication(tmp_pa
     app.close()
 
 
-def test_reject_from_the_command_line_keeps_it_off_the_blog(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="review = yes")
+def test_reject_from_the_command_line_keeps_it_off_the_blog(make_app: AppFactory) -> None:
+    app = make_app(core="review = yes")
     deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
     run_pass(app)
     result = CliRunner().invoke(main, ["--config", str(app.settings.path), "reject", "1", "off-topic"])
@@ -294,8 +310,8 @@ def test_notify_me_sends_cross_over_notes_and_stop_ends_them(app: App) -> None:
         assert session.exec(select(Subscription)).all() == []
 
 
-def test_digest_lists_news_without_tying_interviews_to_senders(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+def test_digest_lists_news_without_tying_interviews_to_senders(make_app: AppFactory) -> None:
+    app = make_app(core="digest = daily\ndigest_time = 00:00")
     deliver(app, make_reply(WAREHOUSE, sender="Jo Private <jo.private@example.net>", questions=QUESTIONS))
     deliver(app, mail_from("Sam <sam@example.org>", "A suggestion", "Could you add a question about age?"))
     run_pass(app)
@@ -308,8 +324,8 @@ def test_digest_lists_news_without_tying_interviews_to_senders(tmp_path: Path) -
     app.close()
 
 
-def test_nothing_new_means_no_digest_unless_asked(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+def test_nothing_new_means_no_digest_unless_asked(make_app: AppFactory) -> None:
+    app = make_app(core="digest = daily\ndigest_time = 00:00")
     run_pass(app)
     assert outbox_messages(app) == []
     result = CliRunner().invoke(main, ["--config", str(app.settings.path), "digest", "--send"])
@@ -331,8 +347,8 @@ def test_forget_removes_a_persons_data_and_takes_their_interview_down(app: App) 
         assert all(o.recipient == "" for o in session.exec(select(OutboxItem)))
 
 
-def test_raw_messages_and_addresses_are_purged_after_the_retention_period(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="retention_days = 0")
+def test_raw_messages_and_addresses_are_purged_after_the_retention_period(make_app: AppFactory) -> None:
+    app = make_app(core="retention_days = 0")
     deliver(app, make_reply(WAREHOUSE, questions=QUESTIONS))
     run_pass(app)
     with Session(app.engine) as session:
@@ -351,8 +367,10 @@ def test_raw_messages_and_addresses_are_purged_after_the_retention_period(tmp_pa
         ("evil.example; dmarc=fail header.from=example.net", True),  # not our server's verdict: ignored
     ],
 )
-def test_a_sender_failing_authentication_gets_no_automatic_reply(tmp_path: Path, result: str, answered: bool) -> None:
-    app = make_app(tmp_path, core="authserv_id = mx.jobseekers.example")
+def test_a_sender_failing_authentication_gets_no_automatic_reply(
+    make_app: AppFactory, result: str, answered: bool
+) -> None:
+    app = make_app(core="authserv_id = mx.jobseekers.example")
     deliver(
         app,
         mail_from(
@@ -364,8 +382,8 @@ def test_a_sender_failing_authentication_gets_no_automatic_reply(tmp_path: Path,
     app.close()
 
 
-def test_a_thank_you_after_the_number_reaches_the_host_without_the_address(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="digest = daily\ndigest_time = 00:00")
+def test_a_thank_you_after_the_number_reaches_the_host_without_the_address(make_app: AppFactory) -> None:
+    app = make_app(core="digest = daily\ndigest_time = 00:00")
     deliver(app, make_reply(WAREHOUSE, sender="Jane Roe <jane.roe@example.net>", questions=QUESTIONS))
     run_pass(app)
     deliver(
@@ -391,8 +409,8 @@ def test_a_thank_you_after_the_number_reaches_the_host_without_the_address(tmp_p
     app.close()
 
 
-def test_in_review_mode_an_unapproved_interview_is_never_linked_or_quoted(tmp_path: Path) -> None:
-    app = make_app(tmp_path, core="review = yes")
+def test_in_review_mode_an_unapproved_interview_is_never_linked_or_quoted(make_app: AppFactory) -> None:
+    app = make_app(core="review = yes")
     similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
     deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
     deliver(app, make_reply(similar, sender="B <b@example.net>", questions=QUESTIONS))
