@@ -68,7 +68,7 @@ def _inbound(app: App, number: int) -> dict[str, object]:
         "source_key": f"maildir:site-{number}", "message_id": f"<site.{number}@bench.example.net>",
         "raw": b"(raw message: not needed by this benchmark)", "size": 3000, "arrived_at": datetime.now(UTC),
         "state": "numbered", "reason": f"interview-{number:05d}", "rule_hits": "[]",
-        "sender_hash": sender_hash(app.secret, corpus.address("site", number)), "filing": "filed",
+        "sender_hash": sender_hash(app.secret, corpus.address("site", number)), "filing": "filed", "attempts": 0,
         "updated_at": datetime.now(UTC),
     }  # fmt: skip
 

@@ -250,12 +250,19 @@ def digest(ctx: click.Context, send: bool) -> None:
     """Show the host's digest of what happened since the last one (--send: email it now)."""
     from mailflow.digest import collect, last_digest, send_digest
     from mailflow.sending import send_all
+    from mailflow.worker import pass_lock
 
     app = _app(ctx)
     try:
         if send:
             send_digest(app, force=True)
-            send_all(app)
+            # Send only when no pass is running: a pass's background sender may hold emails
+            # that are not yet recorded as sent, and they must not go twice.
+            with pass_lock(app) as free:
+                if not free:
+                    click.echo("A pass is running: the digest is queued and goes out with it (or the next one).")
+                    return
+                send_all(app)
             click.echo(f"Digest sent to {app.settings.core.host_address}.")
             return
         with transaction(app.engine) as session:

@@ -26,6 +26,7 @@ from mailflow.states import now
 
 T = TypeVar("T", bound=SQLModel)
 LEASE = timedelta(minutes=5)
+SLOWEST_ITEM = timedelta(seconds=60)  # a blog or mail server at its timeout, with a retry
 
 
 def sqlite_path(url: str, base_dir: Path) -> Path | None:
@@ -103,11 +104,12 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def lease_until(engine: Engine) -> datetime:
-    """When a row taken for work outside a transaction (an email being sent, a page being
-    published) is due again if its worker dies first. On SQLite one pass runs at a time (the
-    run lock), so the next pass may take it at once; on PostgreSQL other workers wait."""
-    return now() + (timedelta(0) if is_sqlite(engine) else LEASE)
+def lease_until(engine: Engine, items: int = 1) -> datetime:
+    """When rows taken for work outside a transaction (emails being sent, pages being
+    published) are due again if their worker dies first: long enough for `items` of them at
+    the slowest a server may answer. On SQLite one pass runs at a time (the run lock), so the
+    next pass may take them at once; on PostgreSQL other workers wait."""
+    return now() + (timedelta(0) if is_sqlite(engine) else max(LEASE, items * SLOWEST_ITEM))
 
 
 @contextmanager

@@ -30,6 +30,9 @@ class InboundMessage(SQLModel, table=True):
     rule_hits: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     sender_hash: str = Field(default="", index=True, max_length=64)
     filing: str = Field(default=FilingState.WAITING.value, index=True, max_length=16)
+    # Unused since the first release. Kept: dropping a column in place needs SQLite 3.35 (Debian
+    # 11 has 3.34) and rebuilding this table trips the foreign keys that point at it.
+    attempts: int = 0
     updated_at: datetime = Field(default_factory=now)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import and_, or_
@@ -55,6 +55,7 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
     """Publish queued interviews: taken (with a lease) in one transaction, put on the blog one
     by one, their outcomes recorded in one more. Returns (published, not published); a row
     another worker has taken counts as neither."""
+    taken_at = now()
     with transaction(app.engine) as session:
         pages = take(app, session, publication_ids)
     outcomes = []
@@ -72,11 +73,13 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
         outcomes.append((page, remote_id, attempt(publish, f"publication {publication_id}")))
     with transaction(app.engine) as session:
         publications = session.exec(
-            select(Publication).where(Publication.id.in_([publication_id for publication_id, _, _ in pages]))  # type: ignore[union-attr]
+            select(Publication)
+            .where(Publication.id.in_([publication_id for publication_id, _, _ in pages]))  # type: ignore[union-attr]
+            .with_for_update()
         ).all()
         by_id = {publication.id: publication for publication in publications}
         results = [
-            record_publication(app, session, by_id[publication_id], *outcome)
+            record_publication(app, session, by_id[publication_id], *outcome, taken_at=taken_at)
             for (publication_id, _, _), outcome in zip(pages, outcomes, strict=True)
         ]
     return results.count(True), results.count(False)
@@ -97,7 +100,7 @@ def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[i
         .order_by(Publication.id)  # type: ignore[arg-type]
         .with_for_update(skip_locked=True, of=Publication)  # type: ignore[arg-type]
     ).all()
-    until = lease_until(app.engine)
+    until = lease_until(app.engine, len(rows))
     taken = []
     for publication, interview in rows:
         publication.next_attempt_at = until
@@ -107,10 +110,11 @@ def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[i
 
 def record_publication(
     app: App, session: Session, publication: Publication, page: InterviewPage, remote_id: str,
-    outcome: Placement | Failure,
+    outcome: Placement | Failure, *, taken_at: datetime,
 ) -> bool:  # fmt: skip
     """Record how publishing went; True once the page is up. On failure, the error and when
-    to try again (not before the blog's own Retry-After)."""
+    to try again (not before the blog's own Retry-After). A page changed since it was taken
+    (an edit, a new link, a comment) stays queued, to go up again as it is now."""
     publication.next_attempt_at = now()  # the lease ends: an update or a take-down may follow at once
     if publication.state != PublicationState.QUEUED:
         # Withdrawn (or rejected) while the blog was busy publishing it: take it down again.
@@ -124,6 +128,8 @@ def record_publication(
         logger.warning("publication %s: not published (%s)", publication.id, outcome.error)
         return False
     publication.remote_id, publication.url = outcome.remote_id, outcome.url
+    if publication.updated_at > taken_at:
+        return True
     transition(publication, PublicationState.PUBLISHED)
     if not remote_id and not app.publisher.permalink(page.number) and outcome.url and app.follow_up:
         # The number's reply could not say where the page would be: say it now.

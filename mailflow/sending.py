@@ -23,7 +23,7 @@ from mailflow.states import OutboxState, now, transition
 
 logger = logging.getLogger(__name__)
 
-HAND_OVER_BATCH = 200  # emails leased in one go for the background sender
+HAND_OVER_BATCH = 100  # emails in flight at most: 100 at 3 s each still go well within a lease
 
 
 def send_all(app: App, should_stop: Callable[[], bool] = lambda: False) -> tuple[int, int]:
@@ -86,16 +86,23 @@ class BackgroundSender:
     def __init__(self, app: App) -> None:
         self.app = app
         self.sent = self.failed = 0
-        self._leased: list[OutgoingMail] = []
+        self._leased: list[OutgoingMail] = []  # leased in the open transaction, handed over after it
         self._handed_up_to = 0  # rows are leased in id order; this one and below are handed over
+        self._in_flight = 0  # handed over, no outcome back yet
+        # Outcomes back from the thread, until a committed transaction holds them: a rolled-back
+        # one records them again next time, rather than leaving sent mail queued.
+        self._outcomes: dict[int, object] = {}
+        self._recording: set[int] = set()
         self._todo: queue.SimpleQueue[OutgoingMail | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._send, name="mailflow-sender", daemon=True)
         self._thread.start()
 
     def settle(self, session: Session) -> None:
-        """Within the pass's transaction: record what was sent, lease what is due next."""
+        """Within the pass's transaction: record what was sent, lease what is due next. No
+        more than HAND_OVER_BATCH are ever in flight, so each goes well within its lease."""
         self._record(session)
+        room = HAND_OVER_BATCH - self._in_flight
         items = session.exec(
             select(OutboxItem)
             .where(
@@ -104,7 +111,7 @@ class BackgroundSender:
                 OutboxItem.id > self._handed_up_to,  # type: ignore[operator]
             )
             .order_by(OutboxItem.id)  # type: ignore[arg-type]
-            .limit(HAND_OVER_BATCH)
+            .limit(max(room, 0))
             .with_for_update(skip_locked=True)
         ).all()
         until = lease_until(self.app.engine)
@@ -113,10 +120,18 @@ class BackgroundSender:
         self._leased = [outgoing(self.app, item) for item in items]
 
     def hand_over(self) -> None:
-        """After the transaction that leased them committed: start sending them."""
+        """After the transaction that leased them (and recorded outcomes) committed: count what
+        it recorded, and start sending what it leased."""
+        for outbox_id in self._recording:
+            if isinstance(self._outcomes.pop(outbox_id), Failure):
+                self.failed += 1
+            else:
+                self.sent += 1
+        self._recording = set()
         for mail in self._leased:
             self._todo.put(mail)
             self._handed_up_to = max(self._handed_up_to, mail.outbox_id)
+        self._in_flight += len(self._leased)
         self._leased = []
 
     def finish(self) -> None:
@@ -130,26 +145,29 @@ class BackgroundSender:
             self._thread.join()
         with transaction(self.app.engine) as session:
             self._record(session)
+        self.hand_over()
 
     def _record(self, session: Session) -> None:
-        outcomes: dict[int, object] = {}
         while True:
             try:
                 outbox_id, outcome = self._done.get_nowait()
             except queue.Empty:
                 break
-            outcomes[outbox_id] = outcome
-        if not outcomes:
+            self._outcomes[outbox_id] = outcome
+            self._in_flight -= 1
+        self._recording = set()
+        if not self._outcomes:
             return
-        for item in session.exec(select(OutboxItem).where(OutboxItem.id.in_(outcomes))).all():  # type: ignore[union-attr]
-            if item.state != OutboxState.QUEUED:
-                continue
-            outcome = outcomes[item.id or 0]
-            record_outcome(item, outcome)
-            if isinstance(outcome, Failure):
-                self.failed += 1
-            else:
-                self.sent += 1
+        rows = session.exec(
+            select(OutboxItem).where(OutboxItem.id.in_(self._outcomes)).with_for_update()  # type: ignore[union-attr]
+        ).all()
+        for item in rows:
+            if item.state == OutboxState.QUEUED:  # another worker may have sent it once the lease ran out
+                record_outcome(item, self._outcomes[item.id or 0])
+                self._recording.add(item.id or 0)
+        # Rows no longer queued (or gone) need no record: let them go.
+        for outbox_id in set(self._outcomes) - self._recording:
+            del self._outcomes[outbox_id]
 
     def _send(self) -> None:
         try:

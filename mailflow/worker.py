@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -252,26 +252,41 @@ def queue_scheduled_mail(app: App) -> None:
 def file_all(app: App, report: PassReport) -> None:
     """Move or mark the mailbox copy of every decided message, once, a batch per command:
     the batch's rows stay locked while their copies are filed, so two workers never move
-    the same message."""
+    the same message. When a batch is refused, its messages are filed one by one, so one
+    that cannot be filed (its folder gone, say) does not hold up the others."""
+    stuck: set[int] = set()
     while True:
         with transaction(app.engine) as session:
             rows = session.exec(
                 select(InboundMessage)
-                .where(InboundMessage.filing == FilingState.WAITING, InboundMessage.state != InboundState.RECEIVED)
+                .where(
+                    InboundMessage.filing == FilingState.WAITING,
+                    InboundMessage.state != InboundState.RECEIVED,
+                    InboundMessage.id.not_in(stuck),  # type: ignore[union-attr]
+                )
                 .order_by(InboundMessage.id)  # type: ignore[arg-type]
                 .limit(FILE_BATCH)
                 .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return
-            try:
-                app.source.file([(row.source_key, row.state) for row in rows])
-            except SourceError as exc:
-                logger.warning("%d message(s) not filed yet (%s)", len(rows), exc)
-                return
-            for row in rows:
+            filed = file_rows(app, rows)
+            stuck.update(row.id or 0 for row in rows if row not in filed)
+            for row in filed:
                 transition(row, FilingState.FILED, field="filing")
-            report.filed += len(rows)
+            report.filed += len(filed)
+
+
+def file_rows(app: App, rows: Sequence[InboundMessage]) -> list[InboundMessage]:
+    """File the rows' mailbox copies; returns the rows filed."""
+    try:
+        app.source.file([(row.source_key, row.state) for row in rows])
+        return list(rows)
+    except SourceError as exc:
+        if len(rows) == 1:
+            logger.warning("message %s: not filed yet (%s)", rows[0].id, exc)
+            return []
+    return [row for row in rows if file_rows(app, [row])]
 
 
 def run_forever(app: App, poll_seconds: int) -> None:

@@ -375,3 +375,57 @@ def test_an_overlapping_run_on_sqlite_steps_aside(app: App, database_backend: st
         report = run_pass(app)
     assert report.skipped_locked and report.fetched == 0 and outbox_messages(app) == []
     assert run_pass(app).decided["numbered"] == 1
+
+
+def test_a_message_that_cannot_be_filed_does_not_hold_up_the_others(app: App, monkeypatch) -> None:
+    """Filing goes a batch per command; when the mail server refuses a batch, the messages are
+    filed one by one, and the one it keeps refusing waits alone for the next pass."""
+    from mailflow.errors import SourceError
+
+    delivered = {
+        name: deliver(app, make_reply(FULL, sender=f"{name} <{name}@example.net>", questions=QUESTIONS,
+                                      message_id=f"<file-{name}@example.net>"))
+        for name in ("a", "b", "c")
+    }  # fmt: skip
+    real_file = app.source.file
+    refused = {f"maildir:{delivered['b'].name}"}
+
+    def refuse_one(outcomes):  # type: ignore[no-untyped-def]
+        if any(key in refused for key, _ in outcomes):
+            raise SourceError("NO [NONEXISTENT] the folder is gone")
+        real_file(outcomes)
+
+    monkeypatch.setattr(app.source, "file", refuse_one)
+    report = run_pass(app)
+    assert report.decided["numbered"] == 3 and report.filed == 2
+    with Session(app.engine) as session:
+        waiting = session.exec(select(InboundMessage).where(InboundMessage.filing == "waiting")).all()
+    assert len(waiting) == 1 and b"<file-b@example.net>" in waiting[0].raw
+
+
+def test_a_page_changed_while_it_was_going_up_goes_up_again(app: App, monkeypatch) -> None:
+    """An edit (or a new link, or a comment) that lands while the blog is busy with the page
+    must not be lost: the page stays queued and the next pass publishes it as it is now."""
+    from mailflow.interviews import requeue_publications
+
+    deliver(app, make_reply(FULL, questions=QUESTIONS))
+    real_publish = app.publisher.publish
+
+    def edited_meanwhile(page, remote_id, remember=None):  # type: ignore[no-untyped-def]
+        placement = real_publish(page, remote_id, remember)
+        with Session(app.engine) as session:  # what another process would commit meanwhile
+            interview = session.exec(select(Interview)).one()
+            interview.answers_json = interview.answers_json.replace("in my own words", "in Greenhouse words")
+            requeue_publications(session, [interview.id or 0])
+            session.commit()
+        return placement
+
+    monkeypatch.setattr(app.publisher, "publish", edited_meanwhile)
+    run_pass(app)
+    with Session(app.engine) as session:
+        assert session.exec(select(Publication)).one().state == "queued"
+    monkeypatch.setattr(app.publisher, "publish", real_publish)
+    run_pass(app)
+    with Session(app.engine) as session:
+        assert session.exec(select(Publication)).one().state == "published"
+    assert "Greenhouse" in (site_path(app) / "interviews" / "00001" / "index.html").read_text()

@@ -1,6 +1,5 @@
 """catching up: an index for "publications changed since"; publication.state wide enough for
-"withdrawal_queued" (17 characters: PostgreSQL refused it, SQLite does not check); the unused
-inbound attempts column goes
+"withdrawal_queued" (17 characters: PostgreSQL refused it, SQLite does not check)
 
 Revision ID: 0004
 Revises: 0003
@@ -9,7 +8,6 @@ Create Date: 2026-11-27 10:50:00
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
@@ -27,13 +25,9 @@ def upgrade() -> None:
     # A worker that keeps its cross-over index between passes reads only the publications
     # changed since its last look (crossovers.CrossoverIndex.catch_up).
     op.create_index('ix_publication_updated_at', 'publication', ['updated_at'], unique=False)
-    # Plain ALTER TABLE (SQLite 3.35+, PostgreSQL): a batch copy of the table would trip the
-    # foreign keys that point at it.
-    op.execute('ALTER TABLE inbound_message DROP COLUMN attempts')
 
 
 def downgrade() -> None:
-    op.add_column('inbound_message', sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
     op.drop_index('ix_publication_updated_at', table_name='publication')
     with op.batch_alter_table('publication', schema=None) as batch_op:
         batch_op.alter_column('state', existing_type=sqlmodel.sql.sqltypes.AutoString(length=32),
