@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 
 from mailflow.questions import load_questions
-from mailflow.testing import REPO, load_eml, make_reply
+from mailflow.testing import REPO, load_eml, make_reply, make_request
 
 QUESTIONS = load_questions(REPO / "questions.txt")
 
@@ -348,14 +345,8 @@ def replies(tag: str, count: int, start: int = 0) -> Iterator[bytes]:
 
 def request(tag: str, index: int) -> bytes:
     """A first message from a person: no answers, they want the questionnaire."""
-    message = EmailMessage()
-    message["From"] = f"Asker {index} <{tag}-ask-{index}@bench.example.net>"
-    message["To"] = "jobs@example.test"
-    message["Subject"] = "Taking part in the interview"
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = f"<{tag}.ask.{index}@bench.example.net>"
-    message.set_content("Hello,\n\nI saw your project and would like to take part. How does it work?\n\nThanks\n")
-    return message.as_bytes()
+    return make_request(f"{tag}-ask-{index}@bench.example.net", subject="Taking part in the interview",
+                        name=f"Asker {index}", message_id=f"<{tag}.ask.{index}@bench.example.net>")  # fmt: skip
 
 
 AUTOMATIC = ["auto-reply-out-of-office.eml", "bounce-dsn-postfix.eml", "list-digest.eml", "noreply-notification.eml"]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import corpus
-from benchmarks.servers import ROOT, Servers, wait_for
+from benchmarks.servers import ROOT, Servers
+from mailflow.testing import wait_until
 
 GAP_SECONDS = 0.5  # between a reply arriving and the next APPEND: the worker is back in IDLE
 
@@ -82,7 +83,7 @@ def measure(servers: Servers, workdir: Path, count: int) -> Latencies:
     )  # fmt: skip
     idler = Idler(servers, folder)
     try:
-        if not wait_for(lambda: b"IMAP IDLE" in log_path.read_bytes(), timeout=60, step=0.05):
+        if not wait_until(lambda: b"IMAP IDLE" in log_path.read_bytes(), timeout=60, step=0.05):
             raise RuntimeError(f"the worker never went into IDLE; see {log_path}")
         idler.start()
         time.sleep(1.0)
@@ -93,7 +94,7 @@ def measure(servers: Servers, workdir: Path, count: int) -> Latencies:
                 offset = servers.envelopes_size()
                 started = time.monotonic()
                 appender.append(folder, raw)
-                arrived = wait_for(functools.partial(_arrived, servers, offset, recipient), timeout=30, step=0.005)
+                arrived = wait_until(functools.partial(_arrived, servers, offset, recipient), timeout=30, step=0.005)
                 if not arrived:
                     raise AssertionError(f"no reply for message {index} within 30 s; see {log_path}")
                 push.append(time.monotonic() - started)

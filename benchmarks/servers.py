@@ -10,7 +10,6 @@ from __future__ import annotations
 import shlex
 import smtplib
 import ssl
-import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -196,12 +195,3 @@ def connect() -> Servers:
         except (OSError, KeyError, ValueError):
             raise ServicesDown(f"{name} is not answering: run scripts/test-services start") from None
     return servers
-
-
-def wait_for(predicate, timeout: float, step: float = 0.01):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)

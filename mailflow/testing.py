@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import configparser
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,6 +96,36 @@ def make_reply(
     message["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.4.0"
     message.set_content("\n".join(lines) + "\n")
     return message.as_bytes()
+
+
+def make_request(
+    sender: str = "seeker@example.test",
+    to: str = "jobs@example.test",
+    subject: str = "Interview?",
+    body: str = "Hello, I would like to take part in the interview.\n",
+    *,
+    name: str = "Sam Seeker",
+    message_id: str | None = None,
+) -> bytes:
+    """A first message from a person: no answers, they want the questionnaire."""
+    message = EmailMessage()
+    message["From"] = f"{name} <{sender}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = message_id or make_msgid(idstring=uuid.uuid4().hex[:8], domain="client.example.test")
+    message.set_content(body)
+    return message.as_bytes()
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 5.0, step: float = 0.05) -> T:
+    """Ask `predicate` until it answers something true or `timeout` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
 
 
 @contextmanager

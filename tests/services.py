@@ -10,12 +10,8 @@ from __future__ import annotations
 import shlex
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -76,6 +72,20 @@ class Services:
     def sink_messages_to(self, address: str) -> list[bytes]:
         return [self.sink_message(name) for name, _, rcpts in self.sink_envelopes() if address in rcpts]
 
+    def incoming(self, **values: str) -> dict[str, str]:
+        """[incoming] keys for jobs@'s mailbox on Dovecot, over IMAPS."""
+        return {
+            "backend": "imap", "host": self.host, "port": self["IMAPS_PORT"], "tls": "ssl",
+            "ca_file": self["CA_FILE"], "username": "jobs@example.test", "password": PASSWORDS["jobs"], **values,
+        }  # fmt: skip
+
+    def outgoing(self, **values: str) -> dict[str, str]:
+        """[outgoing] keys for the SMTP sink, over SMTPS."""
+        return {
+            "host": self["SMTP_HOST"], "port": self["SMTPS_PORT"], "tls": "ssl", "ca_file": self["CA_FILE"],
+            "username": self["SMTP_USER"], "password": self["SMTP_PASSWORD"], **values,
+        }  # fmt: skip
+
     def settings_ini(self, tmp_path: Path, *, incoming: dict[str, str], outgoing: dict[str, str]) -> Path:
         """A complete settings.ini in tmp_path: IMAP in as jobs@, SMTP out, static site, SQLite."""
         (tmp_path / "questions.txt").write_text((ROOT / "questions.txt").read_text())
@@ -87,27 +97,8 @@ class Services:
                 "secret_file": "db/secret.key",
                 "digest": "off",
             },
-            "incoming": {
-                "backend": "imap",
-                "host": self.host,
-                "port": self["IMAPS_PORT"],
-                "tls": "ssl",
-                "ca_file": self["CA_FILE"],
-                "username": "jobs@example.test",
-                "password": "jobs-password",
-                "poll_seconds": "60",
-                **incoming,
-            },
-            "outgoing": {
-                "backend": "smtp",
-                "host": self["SMTP_HOST"],
-                "port": self["SMTPS_PORT"],
-                "tls": "ssl",
-                "ca_file": self["CA_FILE"],
-                "username": self["SMTP_USER"],
-                "password": self["SMTP_PASSWORD"],
-                **outgoing,
-            },
+            "incoming": self.incoming(poll_seconds="60", **incoming),
+            "outgoing": {"backend": "smtp", **self.outgoing(**outgoing)},
             "blog": {"backend": "static", "path": "site", "base_url": "http://localhost:8000/"},
             "interview": {"questions": "questions.txt"},
         }
@@ -138,28 +129,3 @@ def require_services() -> Services:
     if missing:
         unavailable(f"real mail servers not running ({', '.join(missing)} not answering)")
     return Services(env)
-
-
-def make_request(
-    sender: str = "seeker@example.test",
-    to: str = "jobs@example.test",
-    subject: str = "Interview?",
-    body: str = "Hello, I would like to take part in the interview.\n",
-) -> bytes:
-    message = EmailMessage()
-    message["From"] = f"Sam Seeker <{sender}>"
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(idstring=uuid.uuid4().hex[:8], domain="client.example.test")
-    message.set_content(body)
-    return message.as_bytes()
-
-
-def wait_until(predicate, timeout: float = 5.0, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)

@@ -12,9 +12,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from sqlmodel import Session, select
 from mailflow.app import build_app
 from mailflow.config import load_settings
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
-from mailflow.testing import REPO, load_eml, make_reply
+from mailflow.testing import REPO, load_eml, make_reply, make_request
 
 from conftest import QUESTIONS
 from databases import fresh_postgres_database
@@ -88,14 +85,8 @@ def complete_reply(tag: str, index: int) -> bytes:
 
 
 def request(tag: str, index: int) -> bytes:
-    message = EmailMessage()
-    message["From"] = f"Asker {index} <{tag}-ask-{index}@example.net>"
-    message["To"] = "jobs@example.test"
-    message["Subject"] = "Taking part"
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = f"<{tag}.ask.{index}@example.net>"
-    message.set_content("Hello, I would like to take part in the interview. How does it work?\n")
-    return message.as_bytes()
+    return make_request(f"{tag}-ask-{index}@example.net", subject="Taking part", name=f"Asker {index}",
+                        message_id=f"<{tag}.ask.{index}@example.net>")  # fmt: skip
 
 
 def automatic(tag: str, index: int) -> bytes:

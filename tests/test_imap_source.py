@@ -17,8 +17,9 @@ import pytest
 from mailflow.config import Section
 from mailflow.errors import ConfigError, SourceError
 from mailflow.sources.imap import KEYWORDS, ImapSource, parse_key
+from mailflow.testing import make_request
 
-from services import Services, make_request, require_services
+from services import Services, require_services
 
 pytestmark = pytest.mark.services
 
@@ -29,16 +30,7 @@ def services() -> Services:
 
 
 def source(services: Services, tmp_path: Path, **values: str) -> ImapSource:
-    settings = {
-        "host": services.host,
-        "port": services["IMAPS_PORT"],
-        "tls": "ssl",
-        "ca_file": services["CA_FILE"],
-        "username": "jobs@example.test",
-        "password": "jobs-password",
-        "state_file": "imap-state.json",
-        **values,
-    }
+    settings = services.incoming(state_file="imap-state.json", **values)
     return ImapSource.from_section(Section("incoming", settings, tmp_path))
 
 

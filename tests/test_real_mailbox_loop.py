@@ -19,9 +19,10 @@ from sqlmodel import Session, select
 from mailflow.app import App, build_app
 from mailflow.config import load_settings
 from mailflow.models import InboundMessage
+from mailflow.testing import make_request, wait_until
 from mailflow.worker import run_pass
 
-from services import Services, make_request, require_services, wait_until
+from services import Services, require_services
 
 pytestmark = pytest.mark.services
 

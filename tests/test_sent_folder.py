@@ -16,9 +16,10 @@ from mailflow.config import Section, load_settings
 from mailflow.errors import ConfigError
 from mailflow.models import OutboxItem
 from mailflow.outbox.smtp import SmtpOutbox
+from mailflow.testing import make_request
 from mailflow.worker import run_pass
 
-from services import Services, make_request, require_services
+from services import Services, require_services
 
 pytestmark = pytest.mark.services
 
@@ -29,20 +30,8 @@ def services() -> Services:
 
 
 def sections(services: Services, tmp_path: Path, **incoming: str) -> tuple[Section, Section]:
-    outgoing = Section("outgoing", {
-        "host": services["SMTP_HOST"], "port": services["SMTPS_PORT"], "tls": "ssl", "ca_file": services["CA_FILE"],
-        "username": services["SMTP_USER"], "password": services["SMTP_PASSWORD"], "sent_folder": "Sent",
-    }, tmp_path)  # fmt: skip
-    imap = {
-        "backend": "imap",
-        "host": services.host,
-        "port": services["IMAPS_PORT"],
-        "tls": "ssl",
-        "ca_file": services["CA_FILE"],
-        "username": "jobs@example.test",
-        "password": "jobs-password",
-        **incoming,
-    }
+    outgoing = Section("outgoing", services.outgoing(sent_folder="Sent"), tmp_path)
+    imap = services.incoming(**incoming)
     return outgoing, Section("incoming", imap, tmp_path)
 
 
