@@ -93,11 +93,16 @@ def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any
     return len(session.exec(statement).all())  # type: ignore[call-overload]
 
 
-def lock_key(session: Session, key: str) -> None:
-    """Serialise work on one key (a Message-ID) across workers until this transaction ends.
-    SQLite needs nothing: BEGIN IMMEDIATE already lets one writer in at a time."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))").bindparams(key=key))  # type: ignore[call-overload]
+def lock_key(session: Session, key: str, *, wait: bool = True) -> bool:
+    """Serialise work on one key across workers until this transaction ends. With
+    wait=False, returns False at once if another worker holds it. SQLite needs nothing:
+    BEGIN IMMEDIATE already lets one writer in at a time."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    statement = text(f"SELECT {function}(hashtextextended(:key, 0))").bindparams(key=key)
+    held = session.exec(statement).scalar()  # type: ignore[call-overload]
+    return wait or bool(held)
 
 
 def is_sqlite(engine: Engine) -> bool:

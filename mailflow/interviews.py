@@ -8,10 +8,10 @@ import logging
 
 from sqlmodel import Session, select
 
-from mailflow.answers import extract_answers
+from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
 from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
-from mailflow.models import Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.models import CrossLink, Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.numbering import allocate_number
 from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
@@ -23,8 +23,9 @@ from mailflow.states import Decision, InboundState, PublicationState, join_reaso
 logger = logging.getLogger(__name__)
 
 
-def handle_interview(session: Session, app: App, inbound: InboundMessage, mail: ParsedMail) -> Decision:
-    answers = extract_answers(mail, app.questions, app.boilerplate)
+def handle_interview(
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, answers: Answers
+) -> Decision:
     limit, names = app.settings.core.max_answer_chars, sender_names(mail.from_name, mail.from_address)
     shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     found = {n: scrub_answer(shorten(text, limit), names) for n, text in answers.found.items()}
@@ -79,7 +80,8 @@ def _number(
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     session.add(Publication(interview_id=interview.id or 0, url=app.publisher.permalink(number), state=first_state))
     # With review on, an interview joins the cross-overs only once the host approves it.
-    related = [] if app.settings.core.review else link_crossovers(session, app, interview)
+    # The host can link only interviews that exist: this one has no links of theirs yet.
+    related = [] if app.settings.core.review else link_crossovers(session, app, interview, links=[])
     context = {
         "number": number,
         "page_url": app.publisher.permalink(number),
@@ -93,14 +95,17 @@ def _number(
     return InboundState.NUMBERED, join_reasons(*notes)
 
 
-def link_crossovers(session: Session, app: App, interview: Interview) -> list[tuple[Interview, Publication]]:
+def link_crossovers(
+    session: Session, app: App, interview: Interview, links: list[CrossLink] | None = None
+) -> list[tuple[Interview, Publication]]:
     """Find the new interview's cross-overs; older pages whose links change are updated too,
     and people who asked to hear about cross-overs with theirs are told (at most weekly).
     Returns the related interviews with their publications, closest first. A handful of
-    queries whatever the number of related interviews: this runs for every numbered reply."""
+    queries whatever the number of related interviews: this runs for every numbered reply.
+    `links`: the host's links from it, when known (none for an interview numbered just now)."""
     index = app.crossovers(session)
     index.add(interview.number, interview_text(interview.answers_json))
-    refresh_related(session, index, interview)
+    refresh_related(session, index, interview, links)
     related: list[int] = json.loads(interview.related_json)
     if not related:
         return []
@@ -109,9 +114,9 @@ def link_crossovers(session: Session, app: App, interview: Interview) -> list[tu
         .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
         .where(Interview.number.in_(related))  # type: ignore[attr-defined]
     ).all()
-    links = host_links(session, related)
+    their_links = host_links(session, related)
     for other, publication in rows:
-        if refresh_related(session, index, other, links.get(other.number, [])):
+        if refresh_related(session, index, other, their_links.get(other.number, [])):
             requeue(publication)
     subscriptions = select(Subscription).where(Subscription.interview_id.in_([other.id for other, _ in rows]))  # type: ignore[attr-defined]
     for subscription in session.exec(subscriptions).all():

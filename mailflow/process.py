@@ -18,10 +18,9 @@ from mailflow import comments, conversations, host, interviews
 from mailflow.app import App
 from mailflow.authresults import sender_authentication
 from mailflow.classify import Verdict, classify
-from mailflow.db import lock_key
 from mailflow.identity import sender_hash
 from mailflow.models import InboundMessage
-from mailflow.parsing import parse_message
+from mailflow.reading import Reading
 from mailflow.replies import reply_to
 from mailflow.states import InboundState, join_reasons, transition
 
@@ -34,9 +33,9 @@ class Outcome:
     reason: str = ""
 
 
-def process_message(session: Session, app: App, inbound: InboundMessage) -> Outcome:
-    """Decide what `inbound` is and record it with its effects (see module docstring)."""
-    mail = parse_message(inbound.raw)
+def process_message(session: Session, app: App, inbound: InboundMessage, reading: Reading) -> Outcome:
+    """Decide what `inbound` (as `reading` read it) is and record it with its effects."""
+    mail = reading.mail
     inbound.message_id = mail.message_id[:998]
     inbound.sender_hash = sender_hash(app.secret, mail.from_address) if mail.from_address else ""
     if _is_duplicate(session, inbound):
@@ -61,15 +60,14 @@ def process_message(session: Session, app: App, inbound: InboundMessage) -> Outc
         handled = handler(session, app, inbound, mail)
         if handled is not None:
             return finish(inbound, *handled)
-    return finish(inbound, *interviews.handle_interview(session, app, inbound, mail))
+    return finish(inbound, *interviews.handle_interview(session, app, inbound, mail, reading.answers))
 
 
 def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
-    """Another copy of this message was already decided. Workers take turns per Message-ID,
-    so of two copies decided at the same moment by two workers, exactly one counts."""
+    """Another copy of this message was already decided. Workers take turns to decide
+    (worker.decide_batch), so of two copies, exactly one counts."""
     if not inbound.message_id:
         return False
-    lock_key(session, inbound.message_id)
     other = select(InboundMessage.id).where(
         InboundMessage.message_id == inbound.message_id,
         InboundMessage.id != inbound.id,

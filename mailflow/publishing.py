@@ -58,7 +58,7 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
     taken_at = now()
     with transaction(app.engine) as session:
         pages = take(app, session, publication_ids)
-    outcomes = []
+    outcomes: dict[int, tuple[InterviewPage, str, Placement | Failure]] = {}
     for publication_id, page, remote_id in pages:
 
         def remember(new_remote_id: str, publication_id: int = publication_id) -> None:
@@ -70,19 +70,42 @@ def publish_batch(app: App, publication_ids: list[int]) -> tuple[int, int]:
                     row.remote_id = new_remote_id
 
         publish = partial(app.publisher.publish, page, remote_id, remember)
-        outcomes.append((page, remote_id, attempt(publish, f"publication {publication_id}")))
-    with transaction(app.engine) as session:
-        publications = session.exec(
-            select(Publication)
-            .where(Publication.id.in_([publication_id for publication_id, _, _ in pages]))  # type: ignore[union-attr]
-            .with_for_update()
-        ).all()
-        by_id = {publication.id: publication for publication in publications}
-        results = [
-            record_publication(app, session, by_id[publication_id], *outcome, taken_at=taken_at)
-            for (publication_id, _, _), outcome in zip(pages, outcomes, strict=True)
-        ]
+        outcomes[publication_id] = (page, remote_id, attempt(publish, f"publication {publication_id}"))
+    results = record_outcomes(app, outcomes, taken_at)
     return results.count(True), results.count(False)
+
+
+def record_outcomes(
+    app: App, outcomes: dict[int, tuple[InterviewPage, str, Placement | Failure]], taken_at: datetime
+) -> list[bool]:
+    """Record each page's outcome, its row locked. Rows another worker holds (a page it is
+    relinking as it decides) are recorded after the others, one at a time, holding no other
+    lock while waiting: two workers never wait on each other's rows (a deadlock)."""
+    waiting, results = dict(outcomes), []
+    while waiting:
+        with transaction(app.engine) as session:
+            query = select(Publication).where(Publication.id.in_(waiting))  # type: ignore[union-attr]
+            rows = (
+                session.exec(query.with_for_update(skip_locked=True)).all()
+                or session.exec(
+                    query.order_by(Publication.id).limit(1).with_for_update()  # type: ignore[arg-type]
+                ).all()
+            )
+            if not rows:
+                break  # gone meanwhile (forgotten): nothing left to record
+            for publication in rows:
+                outcome = waiting.pop(publication.id or 0)
+                results.append(record_publication(app, session, publication, *outcome, taken_at=taken_at))
+    return results
+
+
+def publish_some(app: App) -> tuple[int, int]:
+    """One batch of the pages due (a worker waiting for its turn to decide has time for
+    it); the index and feed are refreshed at the end of the pass. Returns (published, not)."""
+    due = due_ids(app, Publication, PublicationState.QUEUED)[:PUBLISH_BATCH]
+    published, failed = publish_batch(app, due) if due else (0, 0)
+    app.listing_stale = app.listing_stale or bool(published)
+    return published, failed
 
 
 def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[int, InterviewPage, str]]:

@@ -38,7 +38,8 @@ from mailflow.models import InboundMessage
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
 from mailflow.process import process_message
-from mailflow.publishing import publish_all
+from mailflow.publishing import publish_all, publish_some
+from mailflow.reading import ReadAhead, Reading
 from mailflow.scrub import redact_addresses
 from mailflow.sending import BackgroundSender, send_all
 from mailflow.states import FilingState, InboundState, now, transition
@@ -116,7 +117,8 @@ def step(action: Callable[..., object], *args: object) -> None:
 
 def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> None:
     report.add_sent(*send_all(app, should_stop))
-    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
+    published, failed, report.withdrawn = publish_all(app, should_stop)
+    report.published, report.publish_failures = report.published + published, report.publish_failures + failed
     if report.published:  # follow-ups written while publishing (a page's address) go now
         report.add_sent(*send_all(app, should_stop))
 
@@ -168,7 +170,8 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
 
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
     """Decide every waiting message, a batch per transaction, while a background sender
-    sends the replies already decided."""
+    sends the replies already decided. While another worker holds the turn to decide, this
+    one reads the next messages, or publishes pages, instead of waiting idle."""
     with transaction(app.engine) as session:
         waiting = session.exec(
             select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
@@ -177,37 +180,53 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    sender = BackgroundSender(app)
+    sender, reader = BackgroundSender(app), ReadAhead(app)
     try:
         with progress:
             while not should_stop():
-                decided = decide_batch(app, sender, should_stop)
-                if not decided:
+                decided = decide_batch(app, sender, reader, should_stop, wait=False)
+                if decided is None and not work_while_waiting(app, reader, report):
+                    decided = decide_batch(app, sender, reader, should_stop, wait=True)
+                if decided == []:
                     break
-                report.decided.update(decided)
-                progress.update(len(decided))
+                report.decided.update(decided or [])
+                progress.update(len(decided or []))
     finally:
         sender.finish()
         report.add_sent(sender.sent, sender.failed)
 
 
-def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> list[str]:
+def work_while_waiting(app: App, reader: ReadAhead, report: PassReport) -> bool:
+    """Another worker is deciding: read ahead, or else publish a batch of pages. False when
+    there is neither to do (then wait for the turn)."""
+    if reader.read_next():
+        return True
+    published, failed = publish_some(app)
+    report.published, report.publish_failures = report.published + published, report.publish_failures + failed
+    return bool(published or failed)
+
+
+def decide_batch(
+    app: App, sender: BackgroundSender, reader: ReadAhead, should_stop: StopCheck, *, wait: bool
+) -> list[str] | None:
     """Decide the oldest waiting messages, up to DECIDE_BATCH or DECIDE_SECONDS' worth, in one
-    transaction; returns their new states (none when nothing is left). Each message is
-    decided inside a savepoint, the failure boundary for one message: anything unexpected
-    undoes that message alone and marks it failed, with the reason.
+    transaction; returns their new states (none when nothing is left), or None when another
+    worker has the turn and `wait` is False. Each message is decided inside a savepoint, the
+    failure boundary for one message: anything unexpected undoes that message alone and
+    marks it failed, with the reason.
 
     Decisions are taken in arrival order, even with several workers (they take turns on a
     lock for the length of one batch): numbers follow the order of arrival, which parallel
-    deciding cannot promise. Fetching, sending, publishing and filing still run in parallel.
-    One commit per batch rather than per message: each is a flush to disk."""
+    deciding cannot promise. Reading, fetching, sending, publishing and filing still run in
+    parallel. One commit per batch rather than per message: each is a flush to disk."""
     decided: list[str] = []
     if not is_sqlite(app.engine):
         app.recheck_crossovers()  # other workers number and edit between our batches
     try:
         with transaction(app.engine) as session:
+            if not lock_key(session, "mailflow-decisions", wait=wait):
+                return None
             sender.settle(session)
-            lock_key(session, "mailflow-decisions")
             batch = session.exec(
                 select(InboundMessage)
                 .where(InboundMessage.state == InboundState.RECEIVED)
@@ -219,7 +238,7 @@ def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> 
             for inbound in batch:
                 if decided and (time.monotonic() > deadline or should_stop()):
                     break
-                decided.append(decide_one(session, app, inbound))
+                decided.append(decide_one(session, app, inbound, reader.reading(inbound)))
     except Exception:
         app.forget_crossovers()  # it may hold interviews this transaction did not keep
         raise
@@ -227,10 +246,10 @@ def decide_batch(app: App, sender: BackgroundSender, should_stop: StopCheck) -> 
     return decided
 
 
-def decide_one(session: Session, app: App, inbound: InboundMessage) -> str:
+def decide_one(session: Session, app: App, inbound: InboundMessage, reading: Reading) -> str:
     try:
         with session.begin_nested(), session.no_autoflush:
-            return process_message(session, app, inbound).state.value
+            return process_message(session, app, inbound, reading).state.value
     except OperationalError:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
     except Exception as exc:

@@ -187,9 +187,9 @@ def fail_nth_call(monkeypatch, module: object, name: str, nth: int, error: Excep
 
 
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
-    from mailflow import interviews
+    from mailflow import reading
 
-    fail_nth_call(monkeypatch, interviews, "extract_answers", 1, RuntimeError("unexpected shape"))
+    fail_nth_call(monkeypatch, reading, "extract_answers", 1, RuntimeError("unexpected shape"))
     deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
     deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
     report = run_pass(app)
@@ -331,13 +331,13 @@ def test_an_overlong_answer_is_cut_and_the_author_told(tmp_path: Path) -> None:
 
 
 def test_a_failed_message_is_shown_to_the_host_and_can_be_retried(tmp_path: Path, monkeypatch) -> None:
-    import mailflow.interviews as interviews
+    import mailflow.reading as reading
     from mailflow.app import build_app
     from mailflow.config import load_settings
     from mailflow.testing import make_settings
 
     app = build_app(load_settings(make_settings(tmp_path, core="digest = daily\ndigest_time = 00:00")))
-    monkeypatch.setattr(interviews, "extract_answers", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    monkeypatch.setattr(reading, "extract_answers", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     deliver(app, make_reply(FULL, questions=QUESTIONS))
     run_pass(app)
     [digest] = outbox_messages(app)
