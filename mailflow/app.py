@@ -15,7 +15,7 @@ from sqlmodel import Session
 from mailflow.classify import Context
 from mailflow.config import Settings, resolve_path
 from mailflow.crossovers import CrossoverIndex
-from mailflow.db import make_engine, sqlite_path
+from mailflow.db import is_sqlite, lock_key, make_engine, sqlite_path
 from mailflow.identity import load_or_create_secret
 from mailflow.migrate import upgrade
 from mailflow.outbox import Outbox, make_outbox
@@ -41,12 +41,20 @@ class App:
     context: Context
     _crossovers: CrossoverIndex | None = None
     _crossovers_checked: bool = False
+    _crossover_turn: object | None = None  # the transaction that holds the turn on the cross-overs
     follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
     def crossovers(self, session: Session) -> CrossoverIndex:
         """The cross-over index: built on first use, kept up to date by this process as it
-        numbers, and brought up to date with other processes' changes once per `recheck`."""
+        numbers, and brought up to date with other processes' changes once per `recheck`.
+        On PostgreSQL, workers change the same older pages' links: a transaction first takes
+        the turn on the cross-overs (until it ends), then the index catches up with what the
+        others committed. On SQLite one transaction writes at a time anyway."""
+        transaction = session.get_transaction()
+        if not is_sqlite(self.engine) and self._crossover_turn is not transaction:
+            lock_key(session, "mailflow-crossovers")
+            self._crossover_turn, self._crossovers_checked = transaction, False
         if self._crossovers is not None and not self._crossovers_checked:
             if not self._crossovers.catch_up(session):
                 self._crossovers = None
@@ -62,7 +70,7 @@ class App:
 
     def forget_crossovers(self) -> None:
         """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""
-        self._crossovers = None
+        self._crossovers, self._crossover_turn = None, None
 
     @property
     def min_answers(self) -> int:

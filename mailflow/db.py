@@ -105,6 +105,12 @@ def lock_key(session: Session, key: str, *, wait: bool = True) -> bool:
     return wait or bool(held)
 
 
+def is_deadlock(exc: BaseException) -> bool:
+    """PostgreSQL broke a deadlock between two workers by undoing this transaction: the
+    work is simply done again (its rows are back as they were)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40P01"
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

@@ -93,7 +93,10 @@ def retry_message(session: Session, message_id: int) -> CommandResult:
     message = session.get(InboundMessage, message_id)
     if message is None or message.state != InboundState.FAILED:
         return CommandResult(False, f"Message {message_id} has not failed; nothing to retry.")
-    transition(message, InboundState.RECEIVED, reason="retry asked by the host")
+    numbered = session.exec(select(Interview.id).where(Interview.inbound_id == message_id)).first() is not None
+    # Given its number before it failed: only its page, cross-overs and reply are done again.
+    again = InboundState.NUMBER_ASSIGNED if numbered else InboundState.RECEIVED
+    transition(message, again, reason="retry asked by the host")
     message.reason = ""
     return CommandResult(True, f"Message {message_id} will be read again on the next pass.")
 

@@ -27,7 +27,6 @@ def handle_interview(
     session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, answers: Answers
 ) -> Decision:
     limit, names = app.settings.core.max_answer_chars, sender_names(mail.from_name, mail.from_address)
-    shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     found = {n: scrub_answer(shorten(text, limit), names) for n, text in answers.found.items()}
     draft = session.get(Draft, inbound.sender_hash)
     if found and draft is not None:
@@ -42,7 +41,7 @@ def handle_interview(
                        "shortened": [], "limit": limit}  # fmt: skip
             blocked = reply_to(session, app, inbound, mail, "numbered", context)
             return InboundState.ACTED_ON, join_reasons(f"resubmitted-{earlier.number:05d}", blocked)
-        return _number(session, app, inbound, mail, found, shortened)
+        return _assign_number(session, app, inbound, found)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
     if owns_an_interview(session, inbound.sender_hash):
@@ -64,35 +63,46 @@ def shorten(text: str, limit: int) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip() + " […]"
 
 
-def _number(
-    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, found: dict[int, str], shortened: list[int]
-) -> Decision:
+def _assign_number(session: Session, app: App, inbound: InboundMessage, found: dict[int, str]) -> Decision:
+    """Give a complete reply its number: taken in turn (worker.decide_batch), so the numbers
+    follow arrival. Its page, cross-overs and reply follow in `answer_numbered`, outside
+    that turn: other workers number the next replies meanwhile."""
     number = allocate_number(session)
-    interview = Interview(
-        number=number,
-        inbound_id=inbound.id or 0,
-        sender_hash=inbound.sender_hash,
-        answers_json=answers_to_json(app.questions, found),
-        submitted_on=inbound.arrived_at.date(),
+    session.add(
+        Interview(
+            number=number,
+            inbound_id=inbound.id or 0,
+            sender_hash=inbound.sender_hash,
+            answers_json=answers_to_json(app.questions, found),
+            submitted_on=inbound.arrived_at.date(),
+        )
     )
-    session.add(interview)
-    session.flush()
+    return InboundState.NUMBER_ASSIGNED, f"interview-{number:05d}"
+
+
+def answer_numbered(
+    session: Session, app: App, inbound: InboundMessage, interview: Interview, mail: ParsedMail, answers: Answers
+) -> Decision:
+    """The rest of a numbered reply: its page queued, its cross-overs linked, the number sent
+    to its author. `answers`: those found in the reply itself (some may have been cut)."""
+    limit = app.settings.core.max_answer_chars
+    shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
-    session.add(Publication(interview_id=interview.id or 0, url=app.publisher.permalink(number), state=first_state))
+    permalink = app.publisher.permalink(interview.number)
+    session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
     # With review on, an interview joins the cross-overs only once the host approves it.
-    # The host can link only interviews that exist: this one has no links of theirs yet.
+    # The host can link only interviews that have a page: this one has no links of theirs yet.
     related = [] if app.settings.core.review else link_crossovers(session, app, interview, links=[])
     context = {
-        "number": number,
-        "page_url": app.publisher.permalink(number),
+        "number": interview.number,
+        "page_url": permalink,
         "related": related_for_email(app, related),
         "shortened": shortened,
-        "limit": app.settings.core.max_answer_chars,
+        "limit": limit,
     }
     blocked = reply_to(session, app, inbound, mail, "numbered", context)
-    logger.info("message %s: interview %05d", inbound.id, number)
-    notes = (f"interview-{number:05d}", "answers-shortened" if shortened else "", blocked)
-    return InboundState.NUMBERED, join_reasons(*notes)
+    logger.info("message %s: interview %05d", inbound.id, interview.number)
+    return InboundState.NUMBERED, join_reasons(inbound.reason, "answers-shortened" if shortened else "", blocked)
 
 
 def link_crossovers(

@@ -20,7 +20,7 @@ from mailflow.conversations import take_down
 from mailflow.db import transaction
 from mailflow.identity import sender_hash
 from mailflow.models import Comment, Draft, InboundMessage, Interview, OutboxItem
-from mailflow.states import InboundState, OutboxState, now, transition
+from mailflow.states import IN_PROGRESS, OutboxState, now, transition
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def purge_expired(app: App) -> None:
     with transaction(app.engine) as session:
         session.exec(
             update(InboundMessage)
-            .where(InboundMessage.arrived_at < cutoff, InboundMessage.state != InboundState.RECEIVED)  # type: ignore[arg-type]
+            .where(InboundMessage.arrived_at < cutoff, InboundMessage.state.not_in(IN_PROGRESS))  # type: ignore[arg-type,attr-defined]
             .where(InboundMessage.raw != b"")  # type: ignore[arg-type]
             .values(raw=b"")
         )

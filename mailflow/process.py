@@ -19,7 +19,7 @@ from mailflow.app import App
 from mailflow.authresults import sender_authentication
 from mailflow.classify import Verdict, classify
 from mailflow.identity import sender_hash
-from mailflow.models import InboundMessage
+from mailflow.models import InboundMessage, Interview
 from mailflow.reading import Reading
 from mailflow.replies import reply_to
 from mailflow.states import InboundState, join_reasons, transition
@@ -61,6 +61,13 @@ def process_message(session: Session, app: App, inbound: InboundMessage, reading
         if handled is not None:
             return finish(inbound, *handled)
     return finish(inbound, *interviews.handle_interview(session, app, inbound, mail, reading.answers))
+
+
+def answer_numbered(
+    session: Session, app: App, inbound: InboundMessage, interview: Interview, reading: Reading
+) -> Outcome:
+    """The page, cross-overs and reply of a message given its number (interviews.answer_numbered)."""
+    return finish(inbound, *interviews.answer_numbered(session, app, inbound, interview, reading.mail, reading.answers))
 
 
 def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:

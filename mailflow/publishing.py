@@ -99,15 +99,6 @@ def record_outcomes(
     return results
 
 
-def publish_some(app: App) -> tuple[int, int]:
-    """One batch of the pages due (a worker waiting for its turn to decide has time for
-    it); the index and feed are refreshed at the end of the pass. Returns (published, not)."""
-    due = due_ids(app, Publication, PublicationState.QUEUED)[:PUBLISH_BATCH]
-    published, failed = publish_batch(app, due) if due else (0, 0)
-    app.listing_stale = app.listing_stale or bool(published)
-    return published, failed
-
-
 def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[int, InterviewPage, str]]:
     """Lease the publications still queued and due, and load their pages. The lease keeps
     other workers off them; if this one dies, the lease runs out and each page is tried

@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 
 class InboundState(enum.StrEnum):
     RECEIVED = "received"  # stored raw, not yet decided
-    NUMBERED = "numbered"  # a complete reply: has an interview number
+    NUMBER_ASSIGNED = "number_assigned"  # a complete reply given its number; page, cross-overs, reply next
+    NUMBERED = "numbered"  # a complete reply: has an interview number, its page queued, its reply written
     INCOMPLETE = "incomplete"  # a reply with too few answers: asked for the rest
     QUESTIONNAIRE_SENT = "questionnaire_sent"  # a person wrote: sent the questions
     FOR_HOST = "for_host"  # from a person, kept for the host, no automatic reply
@@ -25,6 +26,10 @@ class InboundState(enum.StrEnum):
     REJECTED = "rejected"  # refused (too large...); the sender was told why
     IGNORED = "ignored"  # automatic mail, duplicates: never answered
     FAILED = "failed"  # something unexpected; the raw message is kept
+
+
+# Not final yet: the mailbox copy is not filed and the raw message is kept.
+IN_PROGRESS = (InboundState.RECEIVED, InboundState.NUMBER_ASSIGNED)
 
 
 class FilingState(enum.StrEnum):
@@ -59,7 +64,7 @@ class CommentState(enum.StrEnum):
 ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
     InboundState: {
         InboundState.RECEIVED: {
-            InboundState.NUMBERED,
+            InboundState.NUMBER_ASSIGNED,
             InboundState.INCOMPLETE,
             InboundState.QUESTIONNAIRE_SENT,
             InboundState.FOR_HOST,
@@ -68,8 +73,9 @@ ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
             InboundState.IGNORED,
             InboundState.FAILED,
         },
-        # The host may ask for a failed message to be tried again.
-        InboundState.FAILED: {InboundState.RECEIVED},
+        InboundState.NUMBER_ASSIGNED: {InboundState.NUMBERED, InboundState.FAILED},
+        # The host may ask for a failed message to be tried again (from where it failed).
+        InboundState.FAILED: {InboundState.RECEIVED, InboundState.NUMBER_ASSIGNED},
     },
     FilingState: {FilingState.WAITING: {FilingState.FILED}},
     OutboxState: {

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import schedule
 from sqlalchemy.exc import OperationalError
@@ -30,19 +31,19 @@ from sqlmodel import Session, func, select
 from tqdm import tqdm
 
 from mailflow.app import App
-from mailflow.db import insert_new, is_sqlite, lock_key, run_lock, transaction
+from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
-from mailflow.models import InboundMessage
+from mailflow.models import InboundMessage, Interview
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
-from mailflow.process import process_message
-from mailflow.publishing import publish_all, publish_some
+from mailflow.process import Outcome, answer_numbered, process_message
+from mailflow.publishing import publish_all
 from mailflow.reading import ReadAhead, Reading
 from mailflow.scrub import redact_addresses
 from mailflow.sending import BackgroundSender, send_all
-from mailflow.states import FilingState, InboundState, now, transition
+from mailflow.states import IN_PROGRESS, FilingState, InboundState, now, transition
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +118,7 @@ def step(action: Callable[..., object], *args: object) -> None:
 
 def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> None:
     report.add_sent(*send_all(app, should_stop))
-    published, failed, report.withdrawn = publish_all(app, should_stop)
-    report.published, report.publish_failures = report.published + published, report.publish_failures + failed
+    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
     if report.published:  # follow-ups written while publishing (a page's address) go now
         report.add_sent(*send_all(app, should_stop))
 
@@ -170,58 +170,57 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
 
 def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
     """Decide every waiting message, a batch per transaction, while a background sender
-    sends the replies already decided. While another worker holds the turn to decide, this
-    one reads the next messages, or publishes pages, instead of waiting idle."""
+    sends the replies already decided. A batch is decided in turn (numbers follow arrival),
+    then the numbered replies of the batch are answered (pages, cross-overs, replies) while
+    another worker takes its turn; a worker waiting for its turn reads the next messages."""
     with transaction(app.engine) as session:
         waiting = session.exec(
-            select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
+            select(func.count()).select_from(InboundMessage).where(InboundMessage.state.in_(IN_PROGRESS))  # type: ignore[attr-defined]
         ).one()
     if not waiting:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    sender, reader = BackgroundSender(app), ReadAhead(app)
+    sender, reader, numbered = BackgroundSender(app), ReadAhead(app), Numbered()
     try:
         with progress:
             while not should_stop():
-                decided = decide_batch(app, sender, reader, should_stop, wait=False)
-                if decided is None and not work_while_waiting(app, reader, report):
-                    decided = decide_batch(app, sender, reader, should_stop, wait=True)
-                if decided == []:
+                try:
+                    answered = answer_batch(app, sender, numbered, should_stop)  # ours; or a stopped worker's
+                    decided = decide_batch(app, sender, reader, numbered, should_stop, wait=False)
+                    if decided is None and not reader.read_next():  # another worker has the turn
+                        decided = decide_batch(app, sender, reader, numbered, should_stop, wait=True)
+                except OperationalError as exc:
+                    if not is_deadlock(exc):
+                        raise
+                    logger.info("two workers waited on each other; this batch is done again")
+                    continue
+                if not answered and decided == []:
                     break
-                report.decided.update(decided or [])
-                progress.update(len(decided or []))
+                final = [state for state in [*answered, *(decided or [])] if state != InboundState.NUMBER_ASSIGNED]
+                report.decided.update(final)
+                progress.update(len(final))
     finally:
         sender.finish()
         report.add_sent(sender.sent, sender.failed)
 
 
-def work_while_waiting(app: App, reader: ReadAhead, report: PassReport) -> bool:
-    """Another worker is deciding: read ahead, or else publish a batch of pages. False when
-    there is neither to do (then wait for the turn)."""
-    if reader.read_next():
-        return True
-    published, failed = publish_some(app)
-    report.published, report.publish_failures = report.published + published, report.publish_failures + failed
-    return bool(published or failed)
+Numbered = dict[int, Reading]
+"""Messages this worker gave a number, as read, until answered: no second parse."""
 
 
 def decide_batch(
-    app: App, sender: BackgroundSender, reader: ReadAhead, should_stop: StopCheck, *, wait: bool
+    app: App, sender: BackgroundSender, reader: ReadAhead, numbered: Numbered, should_stop: StopCheck, *, wait: bool
 ) -> list[str] | None:
     """Decide the oldest waiting messages, up to DECIDE_BATCH or DECIDE_SECONDS' worth, in one
     transaction; returns their new states (none when nothing is left), or None when another
-    worker has the turn and `wait` is False. Each message is decided inside a savepoint, the
-    failure boundary for one message: anything unexpected undoes that message alone and
-    marks it failed, with the reason.
+    worker has the turn and `wait` is False.
 
-    Decisions are taken in arrival order, even with several workers (they take turns on a
-    lock for the length of one batch): numbers follow the order of arrival, which parallel
-    deciding cannot promise. Reading, fetching, sending, publishing and filing still run in
-    parallel. One commit per batch rather than per message: each is a flush to disk."""
+    Decisions are taken in arrival order, even with several workers: they take turns on a
+    lock for the length of one batch, so numbers follow the order of arrival, which parallel
+    deciding cannot promise. A complete reply gets its number here; its page, cross-overs
+    and reply come after the turn (answer_batch). One commit per batch: each is a flush to disk."""
     decided: list[str] = []
-    if not is_sqlite(app.engine):
-        app.recheck_crossovers()  # other workers number and edit between our batches
     try:
         with transaction(app.engine) as session:
             if not lock_key(session, "mailflow-decisions", wait=wait):
@@ -238,18 +237,59 @@ def decide_batch(
             for inbound in batch:
                 if decided and (time.monotonic() > deadline or should_stop()):
                     break
-                decided.append(decide_one(session, app, inbound, reader.reading(inbound)))
+                reading = reader.reading(inbound)
+                state = decide_one(session, app, inbound, partial(process_message, session, app, inbound, reading))
+                if state == InboundState.NUMBER_ASSIGNED:
+                    numbered[inbound.id or 0] = reading
+                decided.append(state)
     except Exception:
         app.forget_crossovers()  # it may hold interviews this transaction did not keep
+        numbered.clear()
         raise
     sender.hand_over()
     return decided
 
 
-def decide_one(session: Session, app: App, inbound: InboundMessage, reading: Reading) -> str:
+def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_stop: StopCheck) -> list[str]:
+    """Queue the pages, link the cross-overs and write the replies of messages given their
+    number, up to DECIDE_BATCH or DECIDE_SECONDS' worth in one transaction; returns their new
+    states. Workers take turns on the cross-overs (app.crossovers), not on the numbers."""
+    answered: list[str] = []
+    try:
+        with transaction(app.engine) as session:
+            rows = session.exec(
+                select(InboundMessage, Interview)
+                .join(Interview, Interview.inbound_id == InboundMessage.id)  # type: ignore[arg-type]
+                .where(InboundMessage.state == InboundState.NUMBER_ASSIGNED)
+                .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                .limit(DECIDE_BATCH)
+                .with_for_update(skip_locked=True, of=InboundMessage)  # type: ignore[arg-type]
+            ).all()
+            if not rows:
+                numbered.clear()  # any left were answered by another worker
+                return answered
+            sender.settle(session)
+            app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
+            deadline = time.monotonic() + DECIDE_SECONDS
+            for inbound, interview in rows:
+                if answered and (time.monotonic() > deadline or should_stop()):
+                    break
+                reading = numbered.pop(inbound.id or 0, None) or Reading(app, inbound.raw)
+                answer = partial(answer_numbered, session, app, inbound, interview, reading)
+                answered.append(decide_one(session, app, inbound, answer))
+    except Exception:
+        app.forget_crossovers()
+        raise
+    sender.hand_over()
+    return answered
+
+
+def decide_one(session: Session, app: App, inbound: InboundMessage, decide: Callable[[], Outcome]) -> str:
+    """Decide one message inside a savepoint, the failure boundary for one message: anything
+    unexpected undoes that message alone and marks it failed, with the reason."""
     try:
         with session.begin_nested(), session.no_autoflush:
-            return process_message(session, app, inbound, reading).state.value
+            return decide().state.value
     except OperationalError:
         raise  # the database itself is unavailable (locked, disk full): stop the pass, resume later
     except Exception as exc:
@@ -280,7 +320,7 @@ def file_all(app: App, report: PassReport) -> None:
                 select(InboundMessage)
                 .where(
                     InboundMessage.filing == FilingState.WAITING,
-                    InboundMessage.state != InboundState.RECEIVED,
+                    InboundMessage.state.not_in(IN_PROGRESS),  # type: ignore[attr-defined]
                     InboundMessage.id.not_in(stuck),  # type: ignore[union-attr]
                 )
                 .order_by(InboundMessage.id)  # type: ignore[arg-type]

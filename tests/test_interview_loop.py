@@ -204,11 +204,19 @@ def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, mon
 
 def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypatch) -> None:
     """Messages are decided in batches, one transaction for many: a message that fails half
-    way (its interview and page rows already written) is undone to the last byte, while the
-    messages before and after it in the same batch keep what was decided for them."""
+    way (its number already taken) is undone to the last byte, while the messages before and
+    after it in the same batch keep what was decided for them."""
     from mailflow import interviews
 
-    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the template engine fell over"))
+    real_allocate, calls = interviews.allocate_number, []
+
+    def take_a_number_then_fail_once(session):  # type: ignore[no-untyped-def]
+        calls.append(real_allocate(session))
+        if len(calls) == 2:
+            raise RuntimeError("the disk hiccuped")
+        return calls[-1]
+
+    monkeypatch.setattr(interviews, "allocate_number", take_a_number_then_fail_once)
     for name in ("a", "b", "c"):
         deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
     report = run_pass(app)
@@ -217,9 +225,37 @@ def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypat
         interviews_kept = session.exec(select(Interview).order_by(Interview.number)).all()
         pages = session.exec(select(Publication)).all()
         failed = session.exec(select(InboundMessage).where(InboundMessage.state == "failed")).one()
-    assert [i.number for i in interviews_kept] == [1, 2], "the failed message gave its number back"
+    assert calls == [1, 2, 2] and [i.number for i in interviews_kept] == [1, 2], "the number went back"
     assert len(pages) == 2 and failed.id not in {i.inbound_id for i in interviews_kept}
     assert sorted(m["To"] for m in outbox_messages(app)) == ["a@example.net", "c@example.net"]
+
+
+def test_a_failure_after_its_number_keeps_the_number_for_a_retry(app: App, monkeypatch) -> None:
+    """A complete reply gets its number in turn, then its page and reply: when writing the
+    reply fails, the number stays its own (no gap, no second number), the message is marked
+    failed for the host, and a retry writes the page and the reply with that number."""
+    from mailflow import interviews
+
+    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the template engine fell over"))
+    for name in ("a", "b", "c"):
+        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    report = run_pass(app)
+    assert report.decided == {"numbered": 2, "failed": 1}
+    with Session(app.engine) as session:
+        failed = session.exec(select(InboundMessage).where(InboundMessage.state == "failed")).one()
+        kept = session.exec(select(Interview).where(Interview.inbound_id == failed.id)).one()
+        assert session.exec(select(Publication).where(Publication.interview_id == kept.id)).first() is None
+    assert kept.number == 2 and failed.reason == "error: RuntimeError: the template engine fell over"
+    assert sorted(m["To"] for m in outbox_messages(app)) == ["a@example.net", "c@example.net"]
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "retry", str(failed.id)])
+    assert result.exit_code == 0, result.output
+    assert run_pass(app).decided == {"numbered": 1}
+    [again] = [m for m in outbox_messages(app) if m["To"] == "b@example.net"]
+    assert "00002" in again["Subject"] + again.get_body(("plain",)).get_content()
+    with Session(app.engine) as session:
+        assert [i.number for i in session.exec(select(Interview).order_by(Interview.number)).all()] == [1, 2, 3]
+        assert len(session.exec(select(Publication)).all()) == 3
 
 
 def test_cli_run_once_over_a_maildir(settings_path: Path, tmp_path: Path) -> None:
