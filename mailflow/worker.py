@@ -330,7 +330,8 @@ def file_all(app: App, report: PassReport) -> None:
             if not rows:
                 return
             filed = file_rows(app, rows)
-            stuck.update(row.id or 0 for row in rows if row not in filed)
+            filed_ids = {row.id for row in filed}  # by id: comparing rows compares every field
+            stuck.update(row.id or 0 for row in rows if row.id not in filed_ids)
             for row in filed:
                 transition(row, FilingState.FILED, field="filing")
             report.filed += len(filed)
