@@ -50,6 +50,7 @@ def collect_status(app: App) -> dict[str, Any]:
         )
     report["waiting"] = {
         "messages to read": report["messages"].get(InboundState.RECEIVED.value, 0),
+        "numbered replies to answer": report["messages"].get(InboundState.NUMBER_ASSIGNED.value, 0),
         "emails to send": report["outgoing"].get(OutboxState.QUEUED.value, 0),
         "pages to publish": report["publications"].get(PublicationState.QUEUED.value, 0),
         "interviews awaiting your review": report["publications"].get(PublicationState.AWAITING_REVIEW.value, 0),

@@ -1,0 +1,168 @@
+"""Workers take turns where order matters and work side by side elsewhere: numbers are given
+in turn (in arrival order); pages, cross-overs and replies follow under a turn of their own;
+a worker waiting for its turn reads ahead; a page's row another worker holds does not make
+this one hold others while it waits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from mailflow import reading as reading_module
+from mailflow.app import App, build_app
+from mailflow.config import load_settings
+from mailflow.db import is_deadlock, lock_key, transaction
+from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.publishing import publish_batch
+from mailflow.reading import ReadAhead
+from mailflow.sending import BackgroundSender
+from mailflow.testing import make_reply, make_settings, wait_until
+from mailflow.worker import PassReport, decide_batch, fetch, process_all, run_pass
+
+from conftest import QUESTIONS, deliver, outbox_messages
+from databases import fresh_postgres_database
+
+FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
+SENDERS = ("Ada <ada@example.net>", "Bo <bo@example.net>", "Cy <cy@example.net>", "Di <di@example.net>")
+
+
+def never() -> bool:
+    return False
+
+
+@pytest.fixture
+def postgres_app(tmp_path: Path) -> Iterator[App]:
+    with fresh_postgres_database() as url:
+        app = build_app(load_settings(make_settings(tmp_path, database=url)))
+        yield app
+        app.close()
+
+
+def fetched(app: App, count: int) -> list[int]:
+    """`count` complete replies, stored as received; their inbound ids, oldest first."""
+    for sender in SENDERS[:count]:
+        deliver(app, make_reply(FULL, sender=sender, questions=QUESTIONS))
+    fetch(app, PassReport(), never)
+    with Session(app.engine) as session:
+        return [row.id or 0 for row in session.exec(select(InboundMessage).order_by(InboundMessage.id)).all()]
+
+
+@pytest.mark.both_databases
+def test_a_number_given_but_not_answered_is_answered_by_the_next_pass(app: App) -> None:
+    """A worker that stops between giving numbers and answering leaves rows that say so;
+    the next pass (another process, nothing in memory) writes the pages and replies."""
+    fetched(app, 2)
+    sender = BackgroundSender(app)
+    decided = decide_batch(app, sender, ReadAhead(app), {}, never, wait=True)
+    sender.finish()
+    assert decided == ["number_assigned", "number_assigned"]
+    with Session(app.engine) as session:
+        assert [i.number for i in session.exec(select(Interview).order_by(Interview.number)).all()] == [1, 2]
+        assert session.exec(select(Publication)).all() == [] and session.exec(select(OutboxItem)).all() == []
+    app.close()
+
+    again = build_app(load_settings(app.settings.path))
+    report = run_pass(again)
+    assert report.decided == {"numbered": 2}
+    replies = {m["To"]: m.get_body(("plain",)).get_content() for m in outbox_messages(again)}
+    assert "00001" in replies["ada@example.net"] and "00002" in replies["bo@example.net"]
+    with Session(again.engine) as session:
+        assert len(session.exec(select(Publication)).all()) == 2
+        assert {m.state for m in session.exec(select(InboundMessage)).all()} == {"numbered"}
+    again.close()
+
+
+def test_a_worker_waiting_for_its_turn_reads_only_what_no_one_has_taken(postgres_app: App, monkeypatch) -> None:
+    first, second, third, fourth = fetched(postgres_app, 4)
+    reader = ReadAhead(postgres_app)
+    with transaction(postgres_app.engine) as deciding:  # another worker is deciding the first two
+        deciding.exec(select(InboundMessage).where(InboundMessage.id.in_([first, second])).with_for_update())  # type: ignore[union-attr]
+        assert reader.read_next() == 2
+    assert reader.read_next() == 2  # the first two, no longer taken; the others are read already
+    assert reader.read_next() == 0
+
+    def parse_again(raw: bytes) -> None:
+        raise AssertionError("read twice")
+
+    monkeypatch.setattr(reading_module, "parse_message", parse_again)
+    with Session(postgres_app.engine) as session:
+        rows = {row.id: row for row in session.exec(select(InboundMessage)).all()}
+    assert reader.reading(rows[third]).mail.from_address == "cy@example.net"
+    assert reader.reading(rows[fourth]).answers.found[8] == FULL[8]
+    # Those read before the one decided here were decided by another worker: they were let go.
+    with pytest.raises(AssertionError, match="read twice"):
+        reader.reading(rows[first])
+
+
+def test_the_turn_on_the_cross_overs_lasts_until_the_transaction_ends(postgres_app: App) -> None:
+    with transaction(postgres_app.engine) as answering:
+        postgres_app.crossovers(answering)
+        with transaction(postgres_app.engine) as other:
+            assert not lock_key(other, "mailflow-crossovers", wait=False)
+        postgres_app.crossovers(answering)  # the same transaction: no second turn to wait for
+    with transaction(postgres_app.engine) as other:
+        assert lock_key(other, "mailflow-crossovers", wait=False)
+
+
+def test_a_deadlock_between_two_workers_is_recognised(postgres_app: App) -> None:
+    """PostgreSQL breaks a deadlock by undoing one transaction; that one is done again."""
+    errors: list[Exception] = []
+    both_hold_one = threading.Barrier(2)
+
+    def worker(mine: str, theirs: str) -> None:
+        try:
+            with transaction(postgres_app.engine) as session:
+                lock_key(session, mine)
+                both_hold_one.wait()
+                lock_key(session, theirs)
+        except OperationalError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=pair) for pair in (("a", "b"), ("b", "a"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [undone] = errors
+    assert is_deadlock(undone)
+    assert not is_deadlock(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+
+
+def test_a_page_another_worker_holds_is_recorded_after_the_others(postgres_app: App, monkeypatch) -> None:
+    """While pages go up, another worker may lock one of their rows (relinking it as it
+    decides): the others are recorded at once, that one when it is free, and meanwhile
+    this worker holds no row the other may be waiting for (no deadlock)."""
+    app = postgres_app
+    fetched(app, 2)
+    process_all(app, PassReport(), never)
+    with Session(app.engine) as session:
+        first, second = [p.id or 0 for p in session.exec(select(Publication).order_by(Publication.id)).all()]
+
+    def state(publication_id: int) -> str:
+        with Session(app.engine) as session:
+            row = session.get(Publication, publication_id)
+            assert row is not None
+            return row.state
+
+    real_publish, outcome = app.publisher.publish, {}
+    with app.engine.connect() as other_worker:
+        holding = other_worker.begin()
+
+        def publish_as_the_other_worker_takes_the_second(*args):  # type: ignore[no-untyped-def]
+            other_worker.execute(text("SELECT id FROM publication WHERE id = :id FOR UPDATE"), {"id": second})
+            return real_publish(*args)
+
+        monkeypatch.setattr(app.publisher, "publish", publish_as_the_other_worker_takes_the_second)
+        publishing = threading.Thread(target=lambda: outcome.update(done=publish_batch(app, [first, second])))
+        publishing.start()
+        assert wait_until(lambda: state(first) == "published", timeout=15), "the free page waits for the held one"
+        assert state(second) == "queued" and publishing.is_alive()
+        holding.commit()
+    publishing.join(15)
+    assert outcome["done"] == (2, 0) and state(second) == "published"
