@@ -182,24 +182,29 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
     sender, reader, numbered = BackgroundSender(app), ReadAhead(app), Numbered()
+
+    def count(states: list[str]) -> None:
+        final = [state for state in states if state != InboundState.NUMBER_ASSIGNED]
+        report.decided.update(final)
+        progress.update(len(final))
+
     try:
         with progress:
             while not should_stop():
                 try:
                     answered = answer_batch(app, sender, numbered, should_stop)  # ours; or a stopped worker's
+                    count(answered)
                     decided = decide_batch(app, sender, reader, numbered, should_stop, wait=False)
                     if decided is None and not reader.read_next():  # another worker has the turn
                         decided = decide_batch(app, sender, reader, numbered, should_stop, wait=True)
                 except OperationalError as exc:
                     if not is_deadlock(exc):
                         raise
-                    logger.info("two workers waited on each other; this batch is done again")
+                    logger.info("two workers waited on each other; the batch is done again")
                     continue
+                count(decided or [])
                 if not answered and decided == []:
                     break
-                final = [state for state in [*answered, *(decided or [])] if state != InboundState.NUMBER_ASSIGNED]
-                report.decided.update(final)
-                progress.update(len(final))
     finally:
         sender.finish()
         report.add_sent(sender.sent, sender.failed)
