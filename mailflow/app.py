@@ -46,15 +46,10 @@ class App:
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
     def crossovers(self, session: Session) -> CrossoverIndex:
-        """The cross-over index: built on first use, kept up to date by this process as it
-        numbers, and brought up to date with other processes' changes once per `recheck`.
-        On PostgreSQL, workers change the same older pages' links: a transaction first takes
-        the turn on the cross-overs (until it ends), then the index catches up with what the
-        others committed. On SQLite one transaction writes at a time anyway."""
-        transaction = session.get_transaction()
-        if not is_sqlite(self.engine) and self._crossover_turn is not transaction:
-            lock_key(session, "mailflow-crossovers")
-            self._crossover_turn, self._crossovers_checked = transaction, False
+        """The cross-over index: built on first use and kept up to date by this process as it
+        numbers. On SQLite it looks at the database again once per `recheck` (a pass); on
+        PostgreSQL once per transaction, after taking the turn on the cross-overs."""
+        self.take_crossover_turn(session)
         if self._crossovers is not None and not self._crossovers_checked:
             if not self._crossovers.catch_up(session):
                 self._crossovers = None
@@ -62,6 +57,16 @@ class App:
             self._crossovers = CrossoverIndex.from_database(session)
         self._crossovers_checked = True
         return self._crossovers
+
+    def take_crossover_turn(self, session: Session) -> None:
+        """On PostgreSQL, workers change the same older pages' links as they answer numbered
+        replies: a transaction that does takes this turn (once; it lasts until the
+        transaction ends) before it touches a page, and then sees what the others committed.
+        On SQLite one transaction writes at a time anyway."""
+        transaction = session.get_transaction()
+        if not is_sqlite(self.engine) and self._crossover_turn is not transaction:
+            lock_key(session, "mailflow-crossovers")
+            self._crossover_turn, self._crossovers_checked = transaction, False
 
     def recheck_crossovers(self) -> None:
         """Other processes (workers, the host's commands) may have changed interviews since:

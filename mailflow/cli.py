@@ -165,6 +165,7 @@ def _host_command(ctx: click.Context, action: Callable[[Any, App], Any]) -> None
     app = _app(ctx)
     try:
         with transaction(app.engine) as session:
+            app.take_crossover_turn(session)  # before any page or link: no waiting on a worker that waits on us
             result = action(session, app)
     finally:
         app.close()

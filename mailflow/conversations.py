@@ -84,8 +84,10 @@ def withdraw(
 
 
 def take_down(session: Session, app: App, interview: Interview) -> None:
-    publication = session.exec(select(Publication).where(Publication.interview_id == interview.id)).one()
-    if publication.state == PublicationState.PUBLISHED or (
+    publication = session.exec(select(Publication).where(Publication.interview_id == interview.id)).first()
+    if publication is None:  # numbered, its page and reply not written yet: they never will be
+        session.add(Publication(interview_id=interview.id or 0, state=PublicationState.WITHDRAWN))
+    elif publication.state == PublicationState.PUBLISHED or (
         publication.remote_id and publication.state in (PublicationState.QUEUED, PublicationState.FAILED)
     ):
         transition(publication, PublicationState.WITHDRAWAL_QUEUED, reason="withdrawn")

@@ -35,11 +35,10 @@ class CommandResult:
 
 
 def approve(session: Session, app: App, number: int) -> CommandResult:
-    interview, publication = _interview(session, number)
-    if publication is None or interview is None:
-        return CommandResult(False, f"There is no interview {number:05d}.")
-    if publication.state != PublicationState.AWAITING_REVIEW:
-        return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
+    found = _awaiting_review(session, number)
+    if isinstance(found, CommandResult):
+        return found
+    interview, publication = found
     transition(publication, PublicationState.QUEUED, reason="approved")
     link_crossovers(session, app, interview)
     tell_author(session, app, interview, "published_after_review", app.publisher.permalink(interview.number))
@@ -47,11 +46,10 @@ def approve(session: Session, app: App, number: int) -> CommandResult:
 
 
 def reject(session: Session, app: App, number: int, reason: str = "") -> CommandResult:
-    interview, publication = _interview(session, number)
-    if publication is None or interview is None:
-        return CommandResult(False, f"There is no interview {number:05d}.")
-    if publication.state != PublicationState.AWAITING_REVIEW:
-        return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
+    found = _awaiting_review(session, number)
+    if isinstance(found, CommandResult):
+        return found
+    _, publication = found
     transition(publication, PublicationState.REJECTED, reason=reason or "rejected")
     return CommandResult(
         True, f"Interview {number:05d} rejected{f' ({reason})' if reason else ''}; it will not be published."
@@ -68,9 +66,10 @@ def host_withdraw(session: Session, app: App, number: int) -> CommandResult:
 
 def set_link(session: Session, app: App, first: int, second: int, *, add: bool) -> CommandResult:
     """Add or remove a cross-over in both directions; the host's choice wins over the automatic one."""
-    a, _ = _interview(session, first)
-    b, _ = _interview(session, second)
-    if a is None or b is None or first == second:
+    a, page_a = _interview(session, first)
+    b, page_b = _interview(session, second)
+    # Only interviews with a page: one given its number a moment ago gets its links as it is answered.
+    if a is None or b is None or page_a is None or page_b is None or first == second:
         return CommandResult(
             False, f"Cannot {'link' if add else 'unlink'} {first:05d} and {second:05d}: check both numbers."
         )
@@ -162,6 +161,19 @@ def handle_host_message(session: Session, app: App, inbound: InboundMessage, mai
     )
 
 
+def _awaiting_review(session: Session, number: int) -> tuple[Interview, Publication] | CommandResult:
+    interview, publication = _interview(session, number)
+    if interview is None:
+        return CommandResult(False, f"There is no interview {number:05d}.")
+    if publication is None:
+        return CommandResult(False, f"Interview {number:05d} was numbered moments ago: try again after the next pass.")
+    if publication.state != PublicationState.AWAITING_REVIEW:
+        return CommandResult(False, f"Interview {number:05d} is not waiting for review (it is {publication.state}).")
+    return interview, publication
+
+
 def _interview(session: Session, number: int) -> tuple[Interview | None, Publication | None]:
-    row = session.exec(select(Interview, Publication).join(Publication).where(Interview.number == number)).first()  # type: ignore[arg-type]
+    # An interview given its number a moment ago has no page yet (worker.answer_batch writes it).
+    query = select(Interview, Publication).outerjoin(Publication).where(Interview.number == number)  # type: ignore[arg-type]
+    row = session.exec(query).first()
     return (row[0], row[1]) if row else (None, None)

@@ -102,7 +102,9 @@ def answer_numbered(
     }
     blocked = reply_to(session, app, inbound, mail, "numbered", context)
     logger.info("message %s: interview %05d", inbound.id, interview.number)
-    return InboundState.NUMBERED, join_reasons(inbound.reason, "answers-shortened" if shortened else "", blocked)
+    interview.updated_at = now()  # the digest lists it from now: it has its page
+    notes = (f"interview-{interview.number:05d}", "answers-shortened" if shortened else "", blocked)
+    return InboundState.NUMBERED, join_reasons(*notes)
 
 
 def link_crossovers(

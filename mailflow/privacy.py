@@ -56,6 +56,7 @@ def forget(app: App, address: str, *, keep_interviews: bool = False) -> ForgetRe
     """Remove what we hold about the person writing from `address` (see module docstring)."""
     hashed = sender_hash(app.secret, address)
     with transaction(app.engine) as session:
+        app.take_crossover_turn(session)  # pages may come down: before touching any (see App)
         numbers = _forget_in(session, app, hashed, keep_interviews)
         messages = session.exec(
             update(InboundMessage).where(InboundMessage.sender_hash == hashed).values(raw=b"", sender_hash="")  # type: ignore[arg-type]

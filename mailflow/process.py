@@ -1,9 +1,11 @@
-"""One incoming message -> one decision, recorded in one transaction with everything it causes.
+"""One incoming message -> one decision, recorded in one savepoint with everything it causes.
 
-Parse, classify, then hand the message to the conversation it belongs to: the host's
+Classify the message as read, then hand it to the conversation it belongs to: the host's
 commands, a reader's comment, a job-seeker's withdraw / notify / stop / edit, or the
-interview itself (interviews.py). Nothing is sent or published here; the send and
-publish steps act on the rows this transaction leaves behind.
+interview itself (interviews.py). A complete reply is decided in two steps: its number
+first, in turn (`process_message`), then its page, cross-overs and reply
+(`answer_numbered`). Nothing is sent or published here; the send and publish steps act on
+the rows left behind.
 """
 
 from __future__ import annotations
@@ -64,9 +66,11 @@ def process_message(session: Session, app: App, inbound: InboundMessage, reading
 
 
 def answer_numbered(
-    session: Session, app: App, inbound: InboundMessage, interview: Interview, reading: Reading
+    session: Session, app: App, inbound: InboundMessage, interview: Interview, reading: Reading, *, withdrawn: bool
 ) -> Outcome:
     """The page, cross-overs and reply of a message given its number (interviews.answer_numbered)."""
+    if withdrawn:  # by the host, or its author forgotten, between the number and the reply
+        return finish(inbound, InboundState.NUMBERED, f"interview-{interview.number:05d}, withdrawn-before-its-reply")
     return finish(inbound, *interviews.answer_numbered(session, app, inbound, interview, reading.mail, reading.answers))
 
 

@@ -79,8 +79,8 @@ def record_outcomes(
     app: App, outcomes: dict[int, tuple[InterviewPage, str, Placement | Failure]], taken_at: datetime
 ) -> list[bool]:
     """Record each page's outcome, its row locked. Rows another worker holds (a page it is
-    relinking as it decides) are recorded after the others, one at a time, holding no other
-    lock while waiting: two workers never wait on each other's rows (a deadlock)."""
+    relinking as it answers a numbered reply) are recorded after the others, one at a time,
+    holding no other lock while waiting: two workers never wait on each other's rows."""
     waiting, results = dict(outcomes), []
     while waiting:
         with transaction(app.engine) as session:

@@ -50,7 +50,7 @@ class ReadAhead:
 
     def read_next(self) -> int:
         """Read the oldest waiting messages that no worker has taken and that are not read yet;
-        returns how many (0: nothing left to read ahead)."""
+        returns how many were read (0: nothing left to read ahead: wait for the turn)."""
         if len(self._read) >= KEEP_AT_MOST:
             return 0
         with transaction(self.app.engine) as session:
@@ -64,6 +64,7 @@ class ReadAhead:
                 .limit(READ_AHEAD)
                 .with_for_update(skip_locked=True)  # those another worker is deciding now are not ours
             ).all()
+        kept = 0
         for inbound_id, raw in rows:
             reading = Reading(self.app, raw)
             try:
@@ -71,4 +72,5 @@ class ReadAhead:
             except Exception:  # noqa: BLE001 - read again in its turn, where the failure is recorded
                 continue
             self._read[inbound_id or 0] = reading
-        return len(rows)
+            kept += 1
+        return kept

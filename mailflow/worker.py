@@ -35,7 +35,7 @@ from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, 
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
-from mailflow.models import InboundMessage, Interview
+from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
 from mailflow.process import Outcome, answer_numbered, process_message
@@ -236,7 +236,7 @@ def decide_batch(
                 .where(InboundMessage.state == InboundState.RECEIVED)
                 .order_by(InboundMessage.id)  # type: ignore[arg-type]
                 .limit(DECIDE_BATCH)
-                .with_for_update(skip_locked=True)
+                .with_for_update()  # not SKIP LOCKED: one being read ahead is waited for, numbers follow arrival
             ).all()
             deadline = time.monotonic() + DECIDE_SECONDS
             for inbound in batch:
@@ -263,8 +263,9 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
     try:
         with transaction(app.engine) as session:
             rows = session.exec(
-                select(InboundMessage, Interview)
+                select(InboundMessage, Interview, Publication.state)
                 .join(Interview, Interview.inbound_id == InboundMessage.id)  # type: ignore[arg-type]
+                .outerjoin(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
                 .where(InboundMessage.state == InboundState.NUMBER_ASSIGNED)
                 .order_by(InboundMessage.id)  # type: ignore[arg-type]
                 .limit(DECIDE_BATCH)
@@ -274,13 +275,15 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
                 numbered.clear()  # any left were answered by another worker
                 return answered
             sender.settle(session)
-            app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
+            if not app.settings.core.review:
+                app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
             deadline = time.monotonic() + DECIDE_SECONDS
-            for inbound, interview in rows:
+            for inbound, interview, page in rows:
                 if answered and (time.monotonic() > deadline or should_stop()):
                     break
                 reading = numbered.pop(inbound.id or 0, None) or Reading(app, inbound.raw)
-                answer = partial(answer_numbered, session, app, inbound, interview, reading)
+                withdrawn = page is not None  # its page was taken down before it was written
+                answer = partial(answer_numbered, session, app, inbound, interview, reading, withdrawn=withdrawn)
                 answered.append(decide_one(session, app, inbound, answer))
     except Exception:
         app.forget_crossovers()

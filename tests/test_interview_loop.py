@@ -204,8 +204,9 @@ def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, mon
 
 def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypatch) -> None:
     """Messages are decided in batches, one transaction for many: a message that fails half
-    way (its number already taken) is undone to the last byte, while the messages before and
-    after it in the same batch keep what was decided for them."""
+    way through its turn (its number already taken, before its interview is recorded) is
+    undone to the last byte, while the messages before and after it in the same batch keep
+    what was decided for them. A failure after the turn: the next test."""
     from mailflow import interviews
 
     real_allocate, calls = interviews.allocate_number, []

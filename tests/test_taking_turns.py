@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from click.testing import CliRunner
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from mailflow import reading as reading_module
 from mailflow.app import App, build_app
+from mailflow.cli import main
 from mailflow.config import load_settings
 from mailflow.db import is_deadlock, lock_key, transaction
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
@@ -101,13 +103,58 @@ def test_a_worker_waiting_for_its_turn_reads_only_what_no_one_has_taken(postgres
 
 
 def test_the_turn_on_the_cross_overs_lasts_until_the_transaction_ends(postgres_app: App) -> None:
+    turns: list[str] = []
+    event.listen(postgres_app.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: turns.append(sql))
     with transaction(postgres_app.engine) as answering:
         postgres_app.crossovers(answering)
         with transaction(postgres_app.engine) as other:
             assert not lock_key(other, "mailflow-crossovers", wait=False)
-        postgres_app.crossovers(answering)  # the same transaction: no second turn to wait for
+        postgres_app.crossovers(answering)  # the same transaction: the turn is not asked for again
+    assert len([sql for sql in turns if "pg_advisory_xact_lock" in sql]) == 1
     with transaction(postgres_app.engine) as other:
         assert lock_key(other, "mailflow-crossovers", wait=False)
+
+
+def test_a_message_another_worker_is_reading_is_waited_for_not_skipped(postgres_app: App) -> None:
+    """Numbers follow arrival even when the oldest message is being read ahead elsewhere at
+    the moment the turn comes: the decider waits the few milliseconds, it does not skip it."""
+    first, second = fetched(postgres_app, 2)
+    sender, decided = BackgroundSender(postgres_app), []
+    with transaction(postgres_app.engine) as reading_ahead:
+        reading_ahead.exec(select(InboundMessage).where(InboundMessage.id == first).with_for_update())
+        deciding = threading.Thread(
+            target=lambda: decided.extend(
+                decide_batch(postgres_app, sender, ReadAhead(postgres_app), {}, never, wait=True) or []
+            )
+        )
+        deciding.start()
+        deciding.join(1.0)
+        assert deciding.is_alive() and not decided
+    deciding.join(15)
+    sender.finish()
+    assert decided == ["number_assigned", "number_assigned"]
+    with Session(postgres_app.engine) as session:
+        numbers = {i.inbound_id: i.number for i in session.exec(select(Interview)).all()}
+    assert numbers == {first: 1, second: 2}
+
+
+@pytest.mark.both_databases
+def test_an_interview_withdrawn_before_its_reply_gets_no_page_and_no_reply(app: App) -> None:
+    """The host withdraws (or a person is forgotten) between the number and the reply:
+    nothing goes up and nothing is sent; the number stays retired."""
+    fetched(app, 1)
+    sender = BackgroundSender(app)
+    assert decide_batch(app, sender, ReadAhead(app), {}, never, wait=True) == ["number_assigned"]
+    sender.finish()
+    result = CliRunner().invoke(main, ["--config", str(app.settings.path), "withdraw", "1"])
+    assert result.exit_code == 0, result.output
+    report = run_pass(app)
+    assert report.decided == {"numbered": 1} and report.published == 0
+    assert outbox_messages(app) == []
+    with Session(app.engine) as session:
+        [publication] = session.exec(select(Publication)).all()
+        [message] = session.exec(select(InboundMessage)).all()
+    assert publication.state == "withdrawn" and "interview-00001" in message.reason
 
 
 def test_a_deadlock_between_two_workers_is_recognised(postgres_app: App) -> None:
