@@ -213,3 +213,27 @@ def test_a_page_another_worker_holds_is_recorded_after_the_others(postgres_app: 
         holding.commit()
     publishing.join(15)
     assert outcome["done"] == (2, 0) and state(second) == "published"
+
+
+@pytest.mark.both_databases
+def test_a_batch_undone_to_break_a_deadlock_is_done_again_and_counted_once(app: App, monkeypatch) -> None:
+    """PostgreSQL undoes one of two transactions that wait on each other; the worker whose
+    batch was undone decides it again: every reply numbered once, one reply each."""
+    from mailflow import worker
+
+    fetched(app, 3)
+    real_decide, calls = worker.decide_batch, []
+
+    def undone_the_first_time(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            deadlock = type("DeadlockDetected", (Exception,), {"sqlstate": "40P01"})("deadlock detected")
+            raise OperationalError("UPDATE publication ...", {}, deadlock)
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "decide_batch", undone_the_first_time)
+    report = run_pass(app)
+    assert len(calls) >= 2 and report.decided == {"numbered": 3}
+    assert sorted(m["To"] for m in outbox_messages(app)) == ["ada@example.net", "bo@example.net", "cy@example.net"]
+    with Session(app.engine) as session:
+        assert [i.number for i in session.exec(select(Interview).order_by(Interview.number)).all()] == [1, 2, 3]
