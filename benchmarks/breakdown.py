@@ -50,6 +50,7 @@ TIMED = {
     "mailflow.app:App": ["recheck_crossovers"],
     "mailflow.sending:BackgroundSender": ["settle"],
     "mailflow.reading:ReadAhead": ["reading"],
+    "mailflow.crossovers:CrossoverIndex": ["catch_up", "add", "related"],
 }  # fmt: skip
 
 
