@@ -5,7 +5,8 @@
 Imports first and prints "ready"; waits for a line on stdin (so several workers start
 together and interpreter start-up is not timed); then runs the real command line
 (`mailflow --config SETTINGS run --once`) and prints one JSON line: seconds, peak RSS
-(VmHWM of this process), RSS before the run, and the pass summary it printed.
+(VmHWM of this process, and of the second process that reads a backlog, as it logs it),
+RSS before the run, and the pass summary it printed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import resource
 import sys
 import time
@@ -27,6 +29,15 @@ def rss_mb(field: str = "VmRSS") -> float:
     return 0.0
 
 
+class ReaderPeak(logging.Handler):
+    """Keeps the background reader's peak memory from its closing log line."""
+
+    peak_kb = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.peak_kb = max(self.peak_kb, int(getattr(record, "peak_kb", 0)))
+
+
 def main() -> None:
     settings = sys.argv[1]
     profile_to = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--profile" else None
@@ -34,6 +45,9 @@ def main() -> None:
     from mailflow.cli import main as mailflow_main
 
     before = rss_mb()
+    reader = ReaderPeak()
+    logging.getLogger("mailflow.background_reading").addHandler(reader)
+    logging.getLogger("mailflow.background_reading").setLevel(logging.INFO)
     print("ready", flush=True)
     sys.stdin.readline()
     profiler = None
@@ -55,8 +69,8 @@ def main() -> None:
     # a big parent (this runner after the 10,000-interview site) would report the parent's peak.
     peak = rss_mb("VmHWM")
     assert peak <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + 1
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "rss_before_mb": before,
-                      "summary": output.getvalue().strip()}), flush=True)  # fmt: skip
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "reader_peak_mb": reader.peak_kb / 1024,
+                      "rss_before_mb": before, "summary": output.getvalue().strip()}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,16 +1,16 @@
 """Reading a message: parsing it and finding its answers. Reading needs neither the database
-nor a turn, so a worker reads the next waiting messages while another worker holds the
-decision lock (worker.decide_batch): the lock is then held for deciding only.
+nor a turn, so it is done ahead where it can be: a worker reads the next waiting messages
+while another worker holds the decision lock (worker.decide_batch), and with a backlog a
+second process reads the next batches while this one decides (background_reading.py).
 """
 
 from __future__ import annotations
 
-from functools import cached_property
-
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
+from mailflow.background_reading import BackgroundReader, ReadMessage
 from mailflow.db import transaction
 from mailflow.models import InboundMessage
 from mailflow.parsing import ParsedMail, parse_message
@@ -18,19 +18,28 @@ from mailflow.states import InboundState
 
 READ_AHEAD = 20  # messages read per turn of waiting: a few turns' worth cover a batch
 KEEP_AT_MOST = 200  # read messages waiting for their turn, at most: memory stays flat
+BACKGROUND_FROM = 200  # a backlog this long is read in a second process (its start-up: ~0.3 s)
+BACKGROUND_BATCH = 50  # messages per batch handed to the second process
+BACKGROUND_DEPTH = 2  # batches handed over and not yet collected, at most
+BACKGROUND_WAIT_SECONDS = 10.0  # a batch of 50 takes ~0.1 s; one this late: the child has stalled
 
 
 class Reading:
     """One message, parsed; its answers found when first asked for (most messages are
-    replies with answers, but requests, comments and commands need none)."""
+    replies with answers, but requests, comments and commands need none) unless found ahead."""
 
-    def __init__(self, app: App, raw: bytes) -> None:
-        self.app = app
-        self.mail: ParsedMail = parse_message(raw)
+    def __init__(self, app: App, mail: ParsedMail, answers: Answers | None = None) -> None:
+        self.app, self.mail, self._answers = app, mail, answers
 
-    @cached_property
+    @classmethod
+    def of(cls, app: App, raw: bytes) -> Reading:
+        return cls(app, parse_message(raw))
+
+    @property
     def answers(self) -> Answers:
-        return extract_answers(self.mail, self.app.questions, self.app.boilerplate)
+        if self._answers is None:
+            self._answers = extract_answers(self.mail, self.app.questions, self.app.boilerplate)
+        return self._answers
 
 
 class ReadAhead:
@@ -40,13 +49,54 @@ class ReadAhead:
     def __init__(self, app: App) -> None:
         self.app = app
         self._read: dict[int, Reading] = {}
+        self._background: BackgroundReader | None = None
+        self._handed_up_to = 0  # the newest inbound id handed to the second process
+
+    def read_in_background(self, waiting: int) -> None:
+        """With a backlog of `waiting` messages, start a second process to read ahead."""
+        if waiting >= BACKGROUND_FROM and self._background is None:
+            self._background = BackgroundReader(self.app.questions, self.app.boilerplate)
+
+    def hand_over(self, session: Session, deciding_up_to: int) -> None:
+        """Keep the second process (if any) a few batches ahead of the decider: called at each
+        turn, when the batch being decided ends at inbound id `deciding_up_to`. Messages of
+        that batch not handed over yet (the first batch: the child is starting) are read here."""
+        background = self._background
+        if background is None or not background.working:
+            return
+        self._handed_up_to = max(self._handed_up_to, deciding_up_to)
+        while background.pending < BACKGROUND_DEPTH and len(self._read) < KEEP_AT_MOST:
+            rows = session.exec(
+                select(InboundMessage.id, InboundMessage.raw)
+                .where(InboundMessage.state == InboundState.RECEIVED, InboundMessage.id > self._handed_up_to)  # type: ignore[operator]
+                .order_by(InboundMessage.id)  # type: ignore[arg-type]
+                .limit(BACKGROUND_BATCH)
+            ).all()
+            if not rows:
+                return
+            self._handed_up_to = rows[-1][0] or 0
+            background.submit([(inbound_id or 0, raw) for inbound_id, raw in rows])
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.close()
+            self._background = None
 
     def reading(self, inbound: InboundMessage) -> Reading:
-        """The message as read ahead, or read now."""
-        for older in [inbound_id for inbound_id in self._read if inbound_id < (inbound.id or 0)]:
+        """The message as read ahead (waiting for the second process if it has it), or read now."""
+        inbound_id = inbound.id or 0
+        for older in [read_id for read_id in self._read if read_id < inbound_id]:
             del self._read[older]
-        found = self._read.pop(inbound.id or 0, None)
-        return found if found is not None else Reading(self.app, inbound.raw)
+        background = self._background
+        while inbound_id not in self._read and background and background.holds(inbound_id):
+            self._keep(background.collect(timeout=BACKGROUND_WAIT_SECONDS))
+        found = self._read.pop(inbound_id, None)
+        return found if found is not None else Reading.of(self.app, inbound.raw)
+
+    def _keep(self, read: list[ReadMessage]) -> None:
+        for inbound_id, mail, answers in read:
+            if answers is not None:  # otherwise read again in its turn, where a failure is recorded
+                self._read[inbound_id] = Reading(self.app, mail, answers)
 
     def read_next(self) -> int:
         """Read the oldest waiting messages that no worker has taken and that are not read yet;
@@ -66,7 +116,7 @@ class ReadAhead:
             ).all()
         kept = 0
         for inbound_id, raw in rows:
-            reading = Reading(self.app, raw)
+            reading = Reading.of(self.app, raw)
             try:
                 _ = reading.answers
             except Exception:  # noqa: BLE001 - read again in its turn, where the failure is recorded

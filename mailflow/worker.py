@@ -181,7 +181,9 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    sender, reader, numbered = BackgroundSender(app), ReadAhead(app), Numbered()
+    reader = ReadAhead(app)
+    reader.read_in_background(waiting)  # a backlog: a second process reads ahead
+    sender, numbered = BackgroundSender(app), Numbered()
 
     def count(states: list[str]) -> None:
         final = [state for state in states if state != InboundState.NUMBER_ASSIGNED]
@@ -206,6 +208,7 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
                 if not answered and decided == []:
                     break
     finally:
+        reader.close()
         sender.finish()
         report.add_sent(sender.sent, sender.failed)
 
@@ -238,6 +241,7 @@ def decide_batch(
                 .limit(DECIDE_BATCH)
                 .with_for_update()  # not SKIP LOCKED: one being read ahead is waited for, numbers follow arrival
             ).all()
+            reader.hand_over(session, batch[-1].id or 0 if batch else 0)
             deadline = time.monotonic() + DECIDE_SECONDS
             for inbound in batch:
                 if decided and (time.monotonic() > deadline or should_stop()):
@@ -281,7 +285,7 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
             for inbound, interview, page in rows:
                 if answered and (time.monotonic() > deadline or should_stop()):
                     break
-                reading = numbered.pop(inbound.id or 0, None) or Reading(app, inbound.raw)
+                reading = numbered.pop(inbound.id or 0, None) or Reading.of(app, inbound.raw)
                 withdrawn = page is not None  # its page was taken down before it was written
                 answer = partial(answer_numbered, session, app, inbound, interview, reading, withdrawn=withdrawn)
                 answered.append(decide_one(session, app, inbound, answer))
