@@ -1,23 +1,35 @@
 """Reading a backlog in a second process: parsing a message and finding its answers need
 neither the database nor a turn, and take about a third of a single worker's time on one
 core. With a backlog, a child process reads the messages next in line while this one
-decides, so the two cores share the work. The child imports only this module, parsing and
-answers (about 25 MB); small passes (the usual one or two messages) never start it.
+decides, so the two cores share the work.
+
+The child is `python -m mailflow.background_reading`, not a multiprocessing child: it
+imports only this module, parsing and answers (about 25 MB, 0.1 s) whatever started the
+worker, and it can be stopped outright should it stall. The two talk in pickles over the
+child's stdin and stdout, one batch at a time. Small passes (the usual one or two
+messages) never start it.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import BinaryIO
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.parsing import ParsedMail, parse_message
 
 logger = logging.getLogger(__name__)
+
+CHILD = [sys.executable, "-m", "mailflow.background_reading"]
 
 ReadMessage = tuple[int, ParsedMail, Answers | None]
 """An inbound id, the message as parsed, and its answers (None: read again in its turn)."""
@@ -26,7 +38,7 @@ ReadMessage = tuple[int, ParsedMail, Answers | None]
 def read_messages(
     messages: Sequence[tuple[int, bytes]], questions: tuple[str, ...], boilerplate: tuple[str, ...]
 ) -> list[ReadMessage]:
-    """Runs in the child: parse each message and find its answers."""
+    """Parse each message and find its answers (in the child)."""
     read: list[ReadMessage] = []
     for inbound_id, raw in messages:
         mail = parse_message(raw)
@@ -39,7 +51,7 @@ def read_messages(
 
 
 def peak_memory_kb() -> int:
-    """Runs in the child: its peak resident memory (VmHWM), for the memory benchmark's log."""
+    """This process's peak resident memory (VmHWM)."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
             if line.startswith("VmHWM:"):
@@ -47,17 +59,32 @@ def peak_memory_kb() -> int:
     return 0
 
 
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """The child: the questions first, then batches until None; its peak memory last."""
+    questions, boilerplate = pickle.load(requests)
+    while (batch := pickle.load(requests)) is not None:
+        pickle.dump(read_messages(batch, questions, boilerplate), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+    pickle.dump(peak_memory_kb(), replies)
+    replies.flush()
+
+
 class BackgroundReader:
-    """A child process reading batches of messages ahead of the decider. Should it stop or
-    stall, the messages are read in their turn, as without a child; nothing is lost."""
+    """The child, seen from the worker: batches handed over in id order come back in the same
+    order. Should the child stop or stall, the messages are read in their turn, as without
+    it; nothing is lost."""
 
     def __init__(self, questions: tuple[str, ...], boilerplate: tuple[str, ...]) -> None:
-        # spawn, not fork: the parent may have threads (a sender, a progress bar), and a fresh
-        # interpreter holds only what reading needs.
-        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        self._questions, self._boilerplate = questions, boilerplate
-        self._pending: deque[tuple[range, Future[list[ReadMessage]]]] = deque()  # by inbound ids
-        self._broken = False
+        package_root = str(Path(__file__).resolve().parent.parent)  # importable however this one was started
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))
+        self._child = subprocess.Popen(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+        self._pending: deque[range] = deque()  # the inbound ids of each batch handed over, oldest first
+        self._replies: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._stopped_because = ""
+        # A thread takes the child's replies as they come, so neither side ever waits on a full pipe.
+        threading.Thread(target=self._take_replies, name="mailflow-reader-replies", daemon=True).start()
+        self._send((questions, boilerplate))
 
     @property
     def pending(self) -> int:
@@ -65,54 +92,82 @@ class BackgroundReader:
 
     @property
     def working(self) -> bool:
-        return not self._broken
+        return not self._stopped_because
 
     def holds(self, inbound_id: int) -> bool:
         """Whether a batch handed over and not collected yet has this message."""
-        return any(inbound_id in ids for ids, _ in self._pending)
+        return any(inbound_id in ids for ids in self._pending)
 
     def submit(self, messages: Sequence[tuple[int, bytes]]) -> None:
         """Hand over a batch of (inbound id, raw) in ascending id order."""
-        ids = range(messages[0][0], messages[-1][0] + 1)
-        try:
-            self._pending.append((ids, self._pool.submit(read_messages, messages, self._questions, self._boilerplate)))
-        except BrokenProcessPool:
-            self._stopped("it could not take more work")
+        if self.working and self._send(list(messages)):
+            self._pending.append(range(messages[0][0], messages[-1][0] + 1))
 
     def collect(self, timeout: float | None = None) -> list[ReadMessage]:
         """What the child has read so far, oldest batch first. With a `timeout`, waits up to
         that long for the oldest batch still pending; past it the child is given up on."""
         read: list[ReadMessage] = []
-        if timeout is not None and self._pending:
+        while self._pending:
             try:
-                self._pending[0][1].result(timeout=timeout)
-            except TimeoutError:
-                self._stopped(f"a batch took over {timeout:.0f} s")
-            except Exception:  # noqa: BLE001 - reported below, with the others
-                pass
-        while self._pending and self._pending[0][1].done():
-            _, future = self._pending.popleft()
-            try:
-                read.extend(future.result())
-            except Exception as exc:  # noqa: BLE001 - the child died (out of memory?): read in turn instead
-                self._stopped(f"{type(exc).__name__}: {exc}")
+                reply = (
+                    self._replies.get(timeout=timeout)
+                    if timeout is not None and not read
+                    else self._replies.get_nowait()
+                )
+            except queue.Empty:
+                if timeout is not None and not read:
+                    self._stop(f"a batch took over {timeout:.0f} s")
+                break
+            if not isinstance(reply, list):
+                self._stop(f"it ended: {reply}")
+                break
+            self._pending.popleft()
+            read.extend(reply)
         return read
-
-    def _stopped(self, why: str) -> None:
-        logger.warning("the background reader stopped (%s); messages are read in their turn instead", why)
-        self._pending.clear()
-        self._broken = True
 
     def close(self) -> None:
         """Stop the child; logs its peak memory (the memory benchmark adds it to the worker's)."""
-        if self._broken:  # it may be stuck on a message: do not wait for it
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for process in (getattr(self._pool, "_processes", None) or {}).values():
-                process.terminate()  # no public way to stop a busy child before Python 3.14
-            return
+        if self.working and self._send(None):
+            try:
+                while isinstance(reply := self._replies.get(timeout=10), list):
+                    pass  # batches handed over and not needed after all
+                if isinstance(reply, int):
+                    logger.info("background reader: peak memory %d kB", reply, extra={"peak_kb": reply})
+            except queue.Empty:
+                pass
+        self._stop("")
+
+    def _send(self, request: object) -> bool:
+        assert self._child.stdin is not None
         try:
-            peak = self._pool.submit(peak_memory_kb).result(timeout=10)
-            logger.info("background reader: peak memory %d kB", peak, extra={"peak_kb": peak})
-        except Exception:  # it may be gone already; nothing is lost either way
-            logger.debug("background reader: no peak memory reported", exc_info=True)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            pickle.dump(request, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+            return True
+        except OSError as exc:  # it has gone
+            self._stop(f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _take_replies(self) -> None:
+        assert self._child.stdout is not None
+        try:
+            while True:
+                self._replies.put(pickle.load(self._child.stdout))
+        except Exception as exc:  # noqa: BLE001 - EOF: it ended (or died); the collector is told
+            self._replies.put(f"{type(exc).__name__}, exit status {self._child.poll()}")
+
+    def _stop(self, why: str) -> None:
+        """Stop the child for `why` ('' when the pass is over); the rest is read in turn."""
+        if why and self.working:
+            logger.warning("the background reader stopped (%s); messages are read in their turn instead", why)
+        self._stopped_because = why or "closed"
+        self._pending.clear()
+        if self._child.poll() is None:
+            self._child.kill()  # it has nothing left that is not kept elsewhere: the rows are in the database
+        self._child.wait()
+        for pipe in (self._child.stdin, self._child.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

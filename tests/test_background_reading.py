@@ -5,7 +5,7 @@ stalls, the messages are read in their turn and nothing is lost."""
 from __future__ import annotations
 
 import logging
-import os
+import sys
 import time
 
 import pytest
@@ -24,14 +24,8 @@ FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
 SENDERS = [f"Person {n} <person{n}@example.net>" for n in range(1, 13)]
 
 
-def _exit_at_once(*_args: object) -> None:
-    """Stands in for the child's reading: the child dies (as if killed for memory)."""
-    os._exit(3)
-
-
-def _stall(*_args: object) -> None:
-    """Stands in for the child's reading: a message the child never finishes."""
-    time.sleep(60)
+CHILD_DIES = [sys.executable, "-c", "import sys; sys.stdin.buffer.read(10); sys.exit(3)"]  # as if killed for memory
+CHILD_STALLS = [sys.executable, "-c", "import time; time.sleep(60)"]  # a message it never finishes
 
 
 @pytest.fixture
@@ -96,12 +90,12 @@ def test_a_pass_of_a_few_messages_starts_no_second_process(app: App, monkeypatch
     assert started == []
 
 
-@pytest.mark.parametrize("child", [_exit_at_once, _stall], ids=["child-dies", "child-stalls"])
+@pytest.mark.parametrize("child", [CHILD_DIES, CHILD_STALLS], ids=["child-dies", "child-stalls"])
 def test_if_the_second_process_dies_or_stalls_messages_are_read_in_their_turn(
     app: App, small_batches: list[ParsedMail], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, child: object,
+    caplog: pytest.LogCaptureFixture, child: list[str],
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(background_reading, "read_messages", child)
+    monkeypatch.setattr(background_reading, "CHILD", child)
     monkeypatch.setattr(reading, "BACKGROUND_WAIT_SECONDS", 1.0)
     deliver_backlog(app)
     started = time.monotonic()
