@@ -42,7 +42,7 @@ TIMED = {
     "mailflow.process": ["_is_duplicate", "classify"],
     "mailflow.reading": ["parse_message", "extract_answers"],
     "mailflow.interviews": [
-        "scrub_answer", "_same_interview", "allocate_number", "link_crossovers", "reply_to",
+        "_same_interview", "allocate_number", "link_crossovers", "reply_to",
         "interview_confirmed_in",
     ],
     "mailflow.replies": ["compose", "replies_today"],

@@ -21,32 +21,43 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.parsing import ParsedMail, parse_message
+from mailflow.scrub import scrub_answers
 
 logger = logging.getLogger(__name__)
 
 CHILD = [sys.executable, "-m", "mailflow.background_reading"]
 
-ReadMessage = tuple[int, ParsedMail, Answers | None]
-"""An inbound id, the message as parsed, and its answers (None: read again in its turn)."""
+ReadMessage = tuple[int, ParsedMail, Answers, dict[int, str]] | tuple[int, ParsedMail, None, None]
+"""An inbound id, the message as parsed, its answers as found and as they may be published
+(None: read again in its turn)."""
 
 
-def read_messages(
-    messages: Sequence[tuple[int, bytes]], questions: tuple[str, ...], boilerplate: tuple[str, ...]
-) -> list[ReadMessage]:
-    """Parse each message and find its answers (in the child)."""
+@dataclass(frozen=True)
+class HowToRead:
+    """What reading needs from the settings; the child gets it once."""
+
+    questions: tuple[str, ...]
+    boilerplate: tuple[str, ...]
+    answer_limit: int
+
+
+def read_messages(messages: Sequence[tuple[int, bytes]], how: HowToRead) -> list[ReadMessage]:
+    """Parse each message, find its answers and scrub them (in the child)."""
     read: list[ReadMessage] = []
     for inbound_id, raw in messages:
         mail = parse_message(raw)
         try:
-            answers: Answers | None = extract_answers(mail, questions, boilerplate)
-        except Exception:  # noqa: BLE001 - found again in its turn, where the failure is recorded
-            answers = None
-        read.append((inbound_id, mail, answers))
+            answers = extract_answers(mail, how.questions, how.boilerplate)
+            scrubbed = scrub_answers(answers.found, how.answer_limit, mail.from_name, mail.from_address)
+            read.append((inbound_id, mail, answers, scrubbed))
+        except Exception:  # noqa: BLE001 - read again in its turn, where the failure is recorded
+            read.append((inbound_id, mail, None, None))
     return read
 
 
@@ -60,10 +71,10 @@ def peak_memory_kb() -> int:
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    """The child: the questions first, then batches until None; its peak memory last."""
-    questions, boilerplate = pickle.load(requests)
+    """The child: how to read first, then batches until None; its peak memory last."""
+    how = pickle.load(requests)
     while (batch := pickle.load(requests)) is not None:
-        pickle.dump(read_messages(batch, questions, boilerplate), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(read_messages(batch, how), replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
     pickle.dump(peak_memory_kb(), replies)
     replies.flush()
@@ -74,17 +85,20 @@ class BackgroundReader:
     order. Should the child stop or stall, the messages are read in their turn, as without
     it; nothing is lost."""
 
-    def __init__(self, questions: tuple[str, ...], boilerplate: tuple[str, ...]) -> None:
+    def __init__(self, how: HowToRead) -> None:
         package_root = str(Path(__file__).resolve().parent.parent)  # importable however this one was started
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))
         self._child = subprocess.Popen(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        env={**os.environ, "PYTHONPATH": path})  # fmt: skip
         self._pending: deque[range] = deque()  # the inbound ids of each batch handed over, oldest first
+        self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._replies: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._stopped_because = ""
-        # A thread takes the child's replies as they come, so neither side ever waits on a full pipe.
+        # Two threads move the pickles, so the worker never waits on a full pipe (the child
+        # takes a batch only when done with the one before), and neither does the child.
+        threading.Thread(target=self._give_requests, name="mailflow-reader-requests", daemon=True).start()
         threading.Thread(target=self._take_replies, name="mailflow-reader-replies", daemon=True).start()
-        self._send((questions, boilerplate))
+        self._requests.put(how)
 
     @property
     def pending(self) -> int:
@@ -100,7 +114,8 @@ class BackgroundReader:
 
     def submit(self, messages: Sequence[tuple[int, bytes]]) -> None:
         """Hand over a batch of (inbound id, raw) in ascending id order."""
-        if self.working and self._send(list(messages)):
+        if self.working:
+            self._requests.put(list(messages))
             self._pending.append(range(messages[0][0], messages[-1][0] + 1))
 
     def collect(self, timeout: float | None = None) -> list[ReadMessage]:
@@ -127,7 +142,8 @@ class BackgroundReader:
 
     def close(self) -> None:
         """Stop the child; logs its peak memory (the memory benchmark adds it to the worker's)."""
-        if self.working and self._send(None):
+        if self.working:
+            self._requests.put(None)
             try:
                 while isinstance(reply := self._replies.get(timeout=10), list):
                     pass  # batches handed over and not needed after all
@@ -137,15 +153,17 @@ class BackgroundReader:
                 pass
         self._stop("")
 
-    def _send(self, request: object) -> bool:
+    def _give_requests(self) -> None:
         assert self._child.stdin is not None
         try:
-            pickle.dump(request, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._child.stdin.flush()
-            return True
-        except OSError as exc:  # it has gone
-            self._stop(f"{type(exc).__name__}: {exc}")
-            return False
+            while True:
+                request = self._requests.get()
+                pickle.dump(request, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self._child.stdin.flush()
+                if request is None:
+                    return
+        except (OSError, ValueError):  # it has gone (or was stopped): its replies end, which says so
+            return
 
     def _take_replies(self) -> None:
         assert self._child.stdout is not None

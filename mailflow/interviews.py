@@ -17,17 +17,17 @@ from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
 from mailflow.render import format_number
 from mailflow.replies import last_sent_kind_within, reply_to
-from mailflow.scrub import scrub_answer, sender_names
+from mailflow.scrub import scrub_answers
 from mailflow.states import Decision, InboundState, PublicationState, join_reasons, now, transition
 
 logger = logging.getLogger(__name__)
 
 
 def handle_interview(
-    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, answers: Answers
+    session: Session, app: App, inbound: InboundMessage, mail: ParsedMail, scrubbed: dict[int, str]
 ) -> Decision:
-    limit, names = app.settings.core.max_answer_chars, sender_names(mail.from_name, mail.from_address)
-    found = {n: scrub_answer(shorten(text, limit), names) for n, text in answers.found.items()}
+    """`scrubbed`: the answers found in the reply, as they may be published (scrub.scrub_answers)."""
+    limit, found = app.settings.core.max_answer_chars, scrubbed
     draft = session.get(Draft, inbound.sender_hash)
     if found and draft is not None:
         found = {**{int(n): a for n, a in json.loads(draft.answers_json).items()}, **found}
@@ -54,13 +54,6 @@ def handle_interview(
     if blocked:
         return InboundState.FOR_HOST, blocked
     return InboundState.QUESTIONNAIRE_SENT, "no-answers"
-
-
-def shorten(text: str, limit: int) -> str:
-    """Cut an overlong answer at a word boundary; the author is told (see numbered.txt)."""
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0].rstrip() + " […]"
 
 
 def _assign_number(session: Session, app: App, inbound: InboundMessage, found: dict[int, str]) -> Decision:
@@ -190,11 +183,9 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     if not changed:
         return None  # not an edit after all: let the other handlers look at it
     current = {item["question"]: item["answer"] for item in json.loads(interview.answers_json)}
-    for number, text in changed.items():
-        limit = app.settings.core.max_answer_chars
-        current[app.questions[number - 1]] = scrub_answer(
-            shorten(text, limit), sender_names(mail.from_name, mail.from_address)
-        )
+    limit = app.settings.core.max_answer_chars
+    for number, text in scrub_answers(changed, limit, mail.from_name, mail.from_address).items():
+        current[app.questions[number - 1]] = text
     ordered = [q for q in app.questions if q in current] + [q for q in current if q not in app.questions]
     interview.answers_json = json.dumps([{"question": q, "answer": current[q]} for q in ordered], ensure_ascii=False)
     app.crossovers(session).add(interview.number, interview_text(interview.answers_json))

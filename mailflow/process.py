@@ -62,7 +62,7 @@ def process_message(session: Session, app: App, inbound: InboundMessage, reading
         handled = handler(session, app, inbound, mail)
         if handled is not None:
             return finish(inbound, *handled)
-    return finish(inbound, *interviews.handle_interview(session, app, inbound, mail, reading.answers))
+    return finish(inbound, *interviews.handle_interview(session, app, inbound, mail, reading.scrubbed))
 
 
 def answer_numbered(

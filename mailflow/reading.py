@@ -10,10 +10,11 @@ from sqlmodel import Session, select
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
-from mailflow.background_reading import BackgroundReader, ReadMessage
+from mailflow.background_reading import BackgroundReader, HowToRead, ReadMessage
 from mailflow.db import transaction
 from mailflow.models import InboundMessage
 from mailflow.parsing import ParsedMail, parse_message
+from mailflow.scrub import scrub_answers
 from mailflow.states import InboundState
 
 READ_AHEAD = 20  # messages read per turn of waiting: a few turns' worth cover a batch
@@ -28,8 +29,10 @@ class Reading:
     """One message, parsed; its answers found when first asked for (most messages are
     replies with answers, but requests, comments and commands need none) unless found ahead."""
 
-    def __init__(self, app: App, mail: ParsedMail, answers: Answers | None = None) -> None:
-        self.app, self.mail, self._answers = app, mail, answers
+    def __init__(
+        self, app: App, mail: ParsedMail, answers: Answers | None = None, scrubbed: dict[int, str] | None = None
+    ) -> None:
+        self.app, self.mail, self._answers, self._scrubbed = app, mail, answers, scrubbed
 
     @classmethod
     def of(cls, app: App, raw: bytes) -> Reading:
@@ -40,6 +43,14 @@ class Reading:
         if self._answers is None:
             self._answers = extract_answers(self.mail, self.app.questions, self.app.boilerplate)
         return self._answers
+
+    @property
+    def scrubbed(self) -> dict[int, str]:
+        """The answers as they may be published: cut to the limit, identifying details removed."""
+        if self._scrubbed is None:
+            limit, mail = self.app.settings.core.max_answer_chars, self.mail
+            self._scrubbed = scrub_answers(self.answers.found, limit, mail.from_name, mail.from_address)
+        return self._scrubbed
 
 
 class ReadAhead:
@@ -55,7 +66,8 @@ class ReadAhead:
     def read_in_background(self, waiting: int) -> None:
         """With a backlog of `waiting` messages, start a second process to read ahead."""
         if waiting >= BACKGROUND_FROM and self._background is None:
-            self._background = BackgroundReader(self.app.questions, self.app.boilerplate)
+            how = HowToRead(self.app.questions, self.app.boilerplate, self.app.settings.core.max_answer_chars)
+            self._background = BackgroundReader(how)
 
     def hand_over(self, session: Session, deciding_up_to: int) -> None:
         """Keep the second process (if any) a few batches ahead of the decider: called at each
@@ -94,9 +106,9 @@ class ReadAhead:
         return found if found is not None else Reading.of(self.app, inbound.raw)
 
     def _keep(self, read: list[ReadMessage]) -> None:
-        for inbound_id, mail, answers in read:
+        for inbound_id, mail, answers, scrubbed in read:
             if answers is not None:  # otherwise read again in its turn, where a failure is recorded
-                self._read[inbound_id] = Reading(self.app, mail, answers)
+                self._read[inbound_id] = Reading(self.app, mail, answers, scrubbed)
 
     def read_next(self) -> int:
         """Read the oldest waiting messages that no worker has taken and that are not read yet;
@@ -118,7 +130,7 @@ class ReadAhead:
         for inbound_id, raw in rows:
             reading = Reading.of(self.app, raw)
             try:
-                _ = reading.answers
+                _ = reading.scrubbed
             except Exception:  # noqa: BLE001 - read again in its turn, where the failure is recorded
                 continue
             self._read[inbound_id or 0] = reading

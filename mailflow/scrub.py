@@ -8,7 +8,7 @@ are replaced by neutral markers inside the answers themselves.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 EMAIL_MARK = "[email address removed]"
 PHONE_MARK = "[phone number removed]"
@@ -48,6 +48,19 @@ def redact_addresses(text: str) -> str:
     """For error texts that are stored, logged or shown to the host: a server's "550 <jane@...>
     unknown" must not put a job-seeker's address in a log or next to an interview in the digest."""
     return _STRICT_EMAIL.sub("[address]", text)
+
+
+def scrub_answers(found: Mapping[int, str], limit: int, from_name: str, from_address: str) -> dict[int, str]:
+    """A reply's answers as they may be published: cut to `limit`, identifying details removed."""
+    names = sender_names(from_name, from_address)
+    return {n: scrub_answer(shorten(text, limit), names) for n, text in found.items()}
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut an overlong answer at a word boundary; the author is told (see numbered.txt)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip() + " […]"
 
 
 def sender_names(from_name: str, from_address: str) -> list[str]:
