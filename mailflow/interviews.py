@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
@@ -74,10 +76,17 @@ def _assign_number(session: Session, app: App, inbound: InboundMessage, found: d
 
 
 def answer_numbered(
-    session: Session, app: App, inbound: InboundMessage, interview: Interview, mail: ParsedMail, answers: Answers
+    session: Session,
+    app: App,
+    inbound: InboundMessage,
+    interview: Interview,
+    mail: ParsedMail,
+    answers: Answers,
+    older: OlderPages,
 ) -> Decision:
     """The rest of a numbered reply: its page queued, its cross-overs linked, the number sent
-    to its author. `answers`: those found in the reply itself (some may have been cut)."""
+    to its author. `answers`: those found in the reply itself (some may have been cut);
+    `older`: the older pages to refresh at the end of the batch."""
     limit = app.settings.core.max_answer_chars
     shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
@@ -85,7 +94,7 @@ def answer_numbered(
     session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
     # With review on, an interview joins the cross-overs only once the host approves it.
     # The host can link only interviews that have a page: this one has no links of theirs yet.
-    related = [] if app.settings.core.review else link_crossovers(session, app, interview, links=[])
+    related = [] if app.settings.core.review else link_crossovers(session, app, interview, [], older)
     context = {
         "number": interview.number,
         "page_url": permalink,
@@ -100,14 +109,53 @@ def answer_numbered(
     return InboundState.NUMBERED, join_reasons(*notes)
 
 
+@dataclass
+class OlderPages:
+    """Older interviews whose related links may change as new interviews join the cross-overs.
+    A batch of numbered replies refreshes each of them once, at its end (`refresh`), rather
+    than once for every new interview related to it."""
+
+    pages: dict[int, tuple[Interview, Publication]] = field(default_factory=dict)  # by number
+    newer: dict[int, set[int]] = field(default_factory=dict)  # older interview id -> new numbers related
+
+    def note(self, number: int, rows: Sequence[tuple[Interview, Publication]]) -> None:
+        for other, publication in rows:
+            self.pages[other.number] = (other, publication)
+            self.newer.setdefault(other.id or 0, set()).add(number)
+
+    def drop(self, number: int) -> None:
+        """The new interview `number` was not answered after all (its message failed)."""
+        for numbers in self.newer.values():
+            numbers.discard(number)
+
+    def refresh(self, session: Session, app: App) -> None:
+        """Their related links, afresh; pages whose links changed go up again, and people who
+        asked to hear about cross-overs with theirs are told (at most weekly)."""
+        if not self.pages:
+            return
+        index = app.crossovers(session)
+        their_links = host_links(session, self.pages)
+        for number, (other, publication) in self.pages.items():
+            if refresh_related(session, index, other, their_links.get(number, [])):
+                requeue(publication)
+        told = [interview_id for interview_id, numbers in self.newer.items() if numbers]
+        for subscription in session.exec(select(Subscription).where(Subscription.interview_id.in_(told))).all():  # type: ignore[attr-defined]
+            pending = {*json.loads(subscription.pending_json), *self.newer[subscription.interview_id]}
+            subscription.pending_json = json.dumps(sorted(pending))
+        self.pages, self.newer = {}, {}
+
+
 def link_crossovers(
-    session: Session, app: App, interview: Interview, links: list[CrossLink] | None = None
+    session: Session,
+    app: App,
+    interview: Interview,
+    links: list[CrossLink] | None = None,
+    older: OlderPages | None = None,
 ) -> list[tuple[Interview, Publication]]:
-    """Find the new interview's cross-overs; older pages whose links change are updated too,
-    and people who asked to hear about cross-overs with theirs are told (at most weekly).
-    Returns the related interviews with their publications, closest first. A handful of
-    queries whatever the number of related interviews: this runs for every numbered reply.
-    `links`: the host's links from it, when known (none for an interview numbered just now)."""
+    """Find the interview's cross-overs. Returns the related interviews with their
+    publications, closest first. `links`: the host's links from it, when known (none for an
+    interview numbered just now). The older pages whose links this may change are refreshed
+    now, or with the rest of a batch when it passes `older`."""
     index = app.crossovers(session)
     index.add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, index, interview, links)
@@ -119,13 +167,10 @@ def link_crossovers(
         .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
         .where(Interview.number.in_(related))  # type: ignore[attr-defined]
     ).all()
-    their_links = host_links(session, related)
-    for other, publication in rows:
-        if refresh_related(session, index, other, their_links.get(other.number, [])):
-            requeue(publication)
-    subscriptions = select(Subscription).where(Subscription.interview_id.in_([other.id for other, _ in rows]))  # type: ignore[attr-defined]
-    for subscription in session.exec(subscriptions).all():
-        subscription.pending_json = json.dumps(sorted({*json.loads(subscription.pending_json), interview.number}))
+    pages = older if older is not None else OlderPages()
+    pages.note(interview.number, rows)
+    if older is None:
+        pages.refresh(session, app)
     by_number = {other.number: (other, publication) for other, publication in rows}
     return [by_number[number] for number in related if number in by_number]
 

@@ -66,12 +66,20 @@ def process_message(session: Session, app: App, inbound: InboundMessage, reading
 
 
 def answer_numbered(
-    session: Session, app: App, inbound: InboundMessage, interview: Interview, reading: Reading, *, withdrawn: bool
+    session: Session,
+    app: App,
+    inbound: InboundMessage,
+    interview: Interview,
+    reading: Reading,
+    older: interviews.OlderPages,
+    *,
+    withdrawn: bool,
 ) -> Outcome:
     """The page, cross-overs and reply of a message given its number (interviews.answer_numbered)."""
     if withdrawn:  # by the host, or its author forgotten, between the number and the reply
         return finish(inbound, InboundState.NUMBERED, f"interview-{interview.number:05d}, withdrawn-before-its-reply")
-    return finish(inbound, *interviews.answer_numbered(session, app, inbound, interview, reading.mail, reading.answers))
+    decision = interviews.answer_numbered(session, app, inbound, interview, reading.mail, reading.answers, older)
+    return finish(inbound, *decision)
 
 
 def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:

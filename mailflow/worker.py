@@ -35,6 +35,7 @@ from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, 
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
+from mailflow.interviews import OlderPages
 from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
@@ -281,19 +282,36 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
             sender.settle(session)
             if not app.settings.core.review:
                 app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
-            deadline = time.monotonic() + DECIDE_SECONDS
+            deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
             for inbound, interview, page in rows:
                 if answered and (time.monotonic() > deadline or should_stop()):
                     break
                 reading = numbered.pop(inbound.id or 0, None) or Reading.of(app, inbound.raw)
                 withdrawn = page is not None  # its page was taken down before it was written
-                answer = partial(answer_numbered, session, app, inbound, interview, reading, withdrawn=withdrawn)
+                answer = partial(answer_numbered, session, app, inbound, interview, reading, older, withdrawn=withdrawn)
                 answered.append(decide_one(session, app, inbound, answer))
+                if answered[-1] == InboundState.FAILED:
+                    older.drop(interview.number)
+            refresh_older_pages(session, app, older)
     except Exception:
         app.forget_crossovers()
         raise
     sender.hand_over()
     return answered
+
+
+def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:
+    """The older pages whose links the batch's new interviews may change, once for the batch.
+    Should that fail, the batch's replies still go: those pages keep their links until the
+    next interview related to them is answered."""
+    try:
+        with session.begin_nested(), session.no_autoflush:
+            older.refresh(session, app)
+    except OperationalError:
+        raise
+    except Exception:
+        logger.exception("the related links of %d older pages were not refreshed", len(older.pages))
+        app.forget_crossovers()
 
 
 def decide_one(session: Session, app: App, inbound: InboundMessage, decide: Callable[[], Outcome]) -> str:

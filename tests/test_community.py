@@ -442,3 +442,51 @@ def test_withdrawn_while_being_published_the_page_still_comes_down(app: App, mon
     assert not page(app, 1).exists()
     with Session(app.engine) as session:
         assert session.exec(select(Publication)).one().state == "withdrawn"
+
+
+def test_replies_numbered_in_one_batch_link_to_each_other_and_to_older_pages(app: App) -> None:
+    """Older pages are refreshed once at the end of a batch of numbered replies, so an
+    interview numbered early in the batch links to those numbered after it too."""
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    deliver(
+        app,
+        mail_from("A <a@example.net>", "Re: Your interview number is 00001", "notify me",
+                  in_reply_to=confirmation(app, "a@example.net")["Message-ID"]),
+    )  # fmt: skip
+    run_pass(app)
+    for sender, depot in (
+        ("C <c@example.net>", "north"),
+        ("D <d@example.net>", "south"),
+        ("E <e@example.net>", "east"),
+    ):
+        similar = {
+            n: f"Warehouse forklift night shifts at the {depot} logistics depot, answer {n}." for n in range(1, 9)
+        }
+        deliver(app, make_reply(similar, sender=sender, questions=QUESTIONS))
+    report = run_pass(app)
+    assert report.decided == {"numbered": 3}
+    for number, others in ((1, (2, 3, 4)), (2, (1, 3, 4)), (4, (1, 2, 3))):
+        text = page(app, number).read_text()
+        assert all(f'href="https://jobseekers.example/interviews/{other:05d}/"' in text for other in others), number
+    with Session(app.engine) as session:
+        subscription = session.exec(select(Subscription)).one()
+        assert subscription.pending_json == "[2, 3, 4]"
+
+
+def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    run_pass(app)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("refreshing failed")
+
+    monkeypatch.setattr("mailflow.interviews.OlderPages.refresh", broken)
+    similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
+    deliver(app, make_reply(similar, sender="C <c@example.net>", questions=QUESTIONS))
+    assert run_pass(app).decided == {"numbered": 1}
+    assert "00002" in confirmation(app, "c@example.net")["Subject"]
+    assert "were not refreshed" in caplog.text
+    assert 'href="https://jobseekers.example/interviews/00001/"' in page(app, 2).read_text()
