@@ -128,51 +128,51 @@ def interview_page(
     )
 
 
-def load_page(
+def load_pages(
     session: Session,
-    interview: Interview,
+    interviews: Sequence[tuple[Interview, str]],
     *,
     site_name: str,
-    url: str,
     permalink: Callable[[int], str],
     comment_address: str,
-) -> InterviewPage:
-    """The full page model for one interview: answers, related interviews and approved comments."""
-    related_numbers = json.loads(interview.related_json)
-    related: list[RelatedLink] = []
-    if related_numbers:
+) -> list[InterviewPage]:
+    """The full page models for (interview, url) pairs: answers, related interviews and
+    approved comments. Two queries whatever the number of pages (a batch is published at once)."""
+    wanted = {number for interview, _ in interviews for number in json.loads(interview.related_json)}
+    visible: dict[int, RelatedLink] = {}
+    if wanted:
         rows = session.exec(
             select(Interview, Publication)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Interview.number.in_(related_numbers))  # type: ignore[attr-defined]
+            .where(Interview.number.in_(wanted), Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
         ).all()
-        by_number = {row.number: (row, publication) for row, publication in rows}
-        for number in related_numbers:
-            if number in by_number and by_number[number][1].state in VISIBLE:
-                row, publication = by_number[number]
-                related.append(
-                    RelatedLink(
-                        format_number(number), publication.url or permalink(number), excerpt_of(row.answers_json)
-                    )
-                )
-    comments = tuple(
-        comment_view(comment)
-        for comment in session.exec(
-            select(Comment)
-            .where(Comment.interview_id == interview.id, Comment.state == CommentState.APPROVED)
-            .order_by(Comment.id)  # type: ignore[arg-type]
-        ).all()
-    )
-    return interview_page(
-        interview.number,
-        interview.answers_json,
-        interview.submitted_on,
-        site_name,
-        url or permalink(interview.number),
-        related=tuple(related),
-        comments=comments,
-        comment_address=comment_address,
-    )
+        visible = {
+            row.number: RelatedLink(
+                format_number(row.number), publication.url or permalink(row.number), excerpt_of(row.answers_json)
+            )
+            for row, publication in rows
+        }
+    comments: dict[int, list[CommentView]] = {}
+    for comment in session.exec(
+        select(Comment)
+        .where(Comment.interview_id.in_([interview.id for interview, _ in interviews]))  # type: ignore[attr-defined]
+        .where(Comment.state == CommentState.APPROVED)
+        .order_by(Comment.id)  # type: ignore[arg-type]
+    ).all():
+        comments.setdefault(comment.interview_id, []).append(comment_view(comment))
+    return [
+        interview_page(
+            interview.number,
+            interview.answers_json,
+            interview.submitted_on,
+            site_name,
+            url or permalink(interview.number),
+            related=tuple(visible[n] for n in json.loads(interview.related_json) if n in visible),
+            comments=tuple(comments.get(interview.id or 0, ())),
+            comment_address=comment_address,
+        )
+        for interview, url in interviews
+    ]
 
 
 def comment_view(comment: Comment) -> CommentView:

@@ -5,7 +5,7 @@ interview onto the blog (or off it)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -17,7 +17,7 @@ from mailflow.db import claim, lease_until, transaction
 from mailflow.interviews import requeue_publications
 from mailflow.models import Comment, Interview, Publication
 from mailflow.numbering import current_count
-from mailflow.pages import InterviewPage, comment_view, interview_page, load_page
+from mailflow.pages import InterviewPage, comment_view, interview_page, load_pages
 from mailflow.publishers import Placement
 from mailflow.replies import tell_author
 from mailflow.retries import MAX_ATTEMPTS, Failure, attempt, backoff, due_ids, record_failure
@@ -115,11 +115,12 @@ def take(app: App, session: Session, publication_ids: list[int]) -> list[tuple[i
         .with_for_update(skip_locked=True, of=Publication)  # type: ignore[arg-type]
     ).all()
     until = lease_until(app.engine, len(rows))
-    taken = []
-    for publication, interview in rows:
+    for publication, _ in rows:
         publication.next_attempt_at = until
-        taken.append((publication.id or 0, page_for(app, session, interview, publication.url), publication.remote_id))
-    return taken
+    pages = pages_for(app, session, [(interview, publication.url) for publication, interview in rows])
+    return [
+        (publication.id or 0, page, publication.remote_id) for (publication, _), page in zip(rows, pages, strict=True)
+    ]
 
 
 def record_publication(
@@ -204,12 +205,11 @@ def newest_published(session: Session, total: int) -> list[tuple[Interview, Publ
         window *= 4
 
 
-def page_for(app: App, session: Session, interview: Interview, url: str) -> InterviewPage:
-    return load_page(
+def pages_for(app: App, session: Session, interviews: Sequence[tuple[Interview, str]]) -> list[InterviewPage]:
+    return load_pages(
         session,
-        interview,
+        interviews,
         site_name=app.site.name,
-        url=url,
         permalink=app.publisher.permalink,
         comment_address=app.settings.core.from_address,
     )
