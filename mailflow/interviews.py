@@ -91,7 +91,9 @@ def answer_numbered(
     shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     permalink = app.publisher.permalink(interview.number)
-    session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
+    publication = Publication(interview_id=interview.id or 0, url=permalink, state=first_state)
+    session.add(publication)
+    older.answered[interview.number] = (interview, publication)
     # With review on, an interview joins the cross-overs only once the host approves it.
     # The host can link only interviews that have a page: this one has no links of theirs yet.
     related = [] if app.settings.core.review else link_crossovers(session, app, interview, [], older)
@@ -117,6 +119,7 @@ class OlderPages:
 
     pages: dict[int, tuple[Interview, Publication]] = field(default_factory=dict)  # by number
     newer: dict[int, set[int]] = field(default_factory=dict)  # older interview id -> new numbers related
+    answered: dict[int, tuple[Interview, Publication]] = field(default_factory=dict)  # the batch's own, by number
 
     def note(self, number: int, rows: Sequence[tuple[Interview, Publication]]) -> None:
         for other, publication in rows:
@@ -125,6 +128,8 @@ class OlderPages:
 
     def drop(self, number: int) -> None:
         """The new interview `number` was not answered after all (its message failed)."""
+        self.answered.pop(number, None)
+        self.pages.pop(number, None)
         for numbers in self.newer.values():
             numbers.discard(number)
 
@@ -162,12 +167,15 @@ def link_crossovers(
     related: list[int] = json.loads(interview.related_json)
     if not related:
         return []
-    rows = session.exec(
-        select(Interview, Publication)
-        .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-        .where(Interview.number.in_(related))  # type: ignore[attr-defined]
-    ).all()
     pages = older if older is not None else OlderPages()
+    # The batch's own new pages may not be written yet (a batch is flushed as one): known here.
+    rows = [pages.answered[number] for number in related if number in pages.answered]
+    if len(rows) < len(related):
+        rows += session.exec(
+            select(Interview, Publication)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(Interview.number.in_([n for n in related if n not in pages.answered]))  # type: ignore[attr-defined]
+        ).all()
     pages.note(interview.number, rows)
     if older is None:
         pages.refresh(session, app)

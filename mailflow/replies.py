@@ -43,13 +43,16 @@ def is_replyable_address(address: str) -> bool:
 
 
 def replies_today(session: Session, sender_hash: str) -> int:
+    """Emails to this person in the last day, counting those queued in this transaction and
+    not yet written (a batch of numbered replies is written as one)."""
     since = now() - timedelta(days=1)
     query = (
         select(func.count())
         .select_from(OutboxItem)
         .where(OutboxItem.sender_hash == sender_hash, OutboxItem.created_at >= since)
     )
-    return int(session.exec(query).one())
+    written = int(session.exec(query).one())
+    return written + sum(1 for item in session.new if isinstance(item, OutboxItem) and item.sender_hash == sender_hash)
 
 
 def last_sent_kind_within(session: Session, sender_hash: str, kind: str, hours: int) -> bool:

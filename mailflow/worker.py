@@ -267,7 +267,7 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
     answered: list[str] = []
     try:
         with transaction(app.engine) as session:
-            rows = session.exec(
+            rows: Sequence[AnswerRow] = session.exec(
                 select(InboundMessage, Interview, Publication.state)
                 .join(Interview, Interview.inbound_id == InboundMessage.id)  # type: ignore[arg-type]
                 .outerjoin(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
@@ -282,22 +282,61 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
             sender.settle(session)
             if not app.settings.core.review:
                 app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
-            deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
-            for inbound, interview, page in rows:
-                if answered and (time.monotonic() > deadline or should_stop()):
-                    break
-                reading = numbered.pop(inbound.id or 0, None) or Reading.of(app, inbound.raw)
-                withdrawn = page is not None  # its page was taken down before it was written
-                answer = partial(answer_numbered, session, app, inbound, interview, reading, older, withdrawn=withdrawn)
-                answered.append(decide_one(session, app, inbound, answer))
-                if answered[-1] == InboundState.FAILED:
-                    older.drop(interview.number)
+            readings = {inbound.id or 0: numbered.get(inbound.id or 0) for inbound, _, _ in rows}
+            try:
+                # As one unit first: one flush for the batch, the cheapest by far. Should any
+                # message fail, that is undone and the batch answered a message at a time, so
+                # the failure is recorded against that message alone.
+                with session.begin_nested(), session.no_autoflush:
+                    answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=False)
+            except OperationalError:
+                raise
+            except Exception:  # noqa: BLE001 - answered again one at a time, where it is recorded
+                logger.info("a message in the batch could not be answered; answering them one at a time")
+                app.forget_crossovers()
+                answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=True)
             refresh_older_pages(session, app, older)
     except Exception:
         app.forget_crossovers()
         raise
+    for inbound, _, _ in rows[: len(answered)]:
+        numbered.pop(inbound.id or 0, None)
     sender.hand_over()
     return answered
+
+
+AnswerRow = tuple[InboundMessage, Interview, str | None]
+"""A message given its number, its interview, and its page's state (None: no page yet)."""
+
+
+def _answer_rows(
+    session: Session,
+    app: App,
+    rows: Sequence[AnswerRow],
+    readings: dict[int, Reading | None],
+    should_stop: StopCheck,
+    *,
+    one_at_a_time: bool,
+) -> tuple[list[str], OlderPages]:
+    """Answer the rows in order, up to DECIDE_SECONDS' worth; each in a savepoint of its own
+    if `one_at_a_time` (decide_one), else all in the caller's. Returns the new states and
+    the older pages to refresh."""
+    answered: list[str] = []
+    deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
+    for inbound, interview, page in rows:
+        if answered and (time.monotonic() > deadline or should_stop()):
+            break
+        reading = readings[inbound.id or 0] or Reading.of(app, inbound.raw)
+        readings[inbound.id or 0] = reading
+        withdrawn = page is not None  # its page was taken down before it was written
+        answer = partial(answer_numbered, session, app, inbound, interview, reading, older, withdrawn=withdrawn)
+        if one_at_a_time:
+            answered.append(decide_one(session, app, inbound, answer))
+            if answered[-1] == InboundState.FAILED:
+                older.drop(interview.number)
+        else:
+            answered.append(answer().state.value)
+    return answered, older
 
 
 def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:

@@ -231,13 +231,38 @@ def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypat
     assert sorted(m["To"] for m in outbox_messages(app)) == ["a@example.net", "c@example.net"]
 
 
+def test_a_passing_failure_while_answering_is_tried_again_at_once(app: App, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A batch of numbered replies is answered as one unit; if one message fails, that is
+    undone and the batch answered a message at a time, so a failure that passes (the disk,
+    the network for a moment) costs nobody their reply."""
+    from mailflow import interviews
+
+    caplog.set_level("INFO", logger="mailflow.worker")
+    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the disk hiccuped"))
+    for name in ("a", "b", "c"):
+        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    assert run_pass(app).decided == {"numbered": 3}
+    assert "answering them one at a time" in caplog.text
+    replies = {m["To"]: m["Subject"] for m in outbox_messages(app)}
+    assert [replies[f"{name}@example.net"][-5:] for name in "abc"] == ["00001", "00002", "00003"]
+    with Session(app.engine) as session:
+        assert len(session.exec(select(Publication)).all()) == 3
+
+
 def test_a_failure_after_its_number_keeps_the_number_for_a_retry(app: App, monkeypatch) -> None:
     """A complete reply gets its number in turn, then its page and reply: when writing the
     reply fails, the number stays its own (no gap, no second number), the message is marked
     failed for the host, and a retry writes the page and the reply with that number."""
     from mailflow import interviews
 
-    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the template engine fell over"))
+    real_reply_to = interviews.reply_to
+
+    def fail_for_b(session, app, inbound, mail, kind, extra):  # type: ignore[no-untyped-def]
+        if mail.from_address == "b@example.net":
+            raise RuntimeError("the template engine fell over")
+        return real_reply_to(session, app, inbound, mail, kind, extra)
+
+    monkeypatch.setattr(interviews, "reply_to", fail_for_b)
     for name in ("a", "b", "c"):
         deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
     report = run_pass(app)

@@ -19,10 +19,10 @@ from mailflow.classify import Context, Verdict, classify
 from mailflow.config import load_settings
 from mailflow.models import InboundMessage
 from mailflow.parsing import parse_message
-from mailflow.testing import make_settings
+from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
-from conftest import deliver
+from conftest import QUESTIONS, deliver
 from corpus import corpus_files
 
 OURS = "interview@jobseekers.example"
@@ -254,6 +254,20 @@ def test_the_daily_reply_limit_alone_bounds_the_loop(tmp_path: Path) -> None:
     assert ours == 3
     held = Counter(reason for state, reason in decisions(app) if state == "for_host")
     assert held == {"reply-limit": 1}, held
+    app.close()
+
+
+def test_the_daily_limit_counts_replies_of_the_same_batch(tmp_path: Path) -> None:
+    """Numbered replies are written to the database a batch at a time; the limit still
+    counts the replies queued earlier in the same batch."""
+    app = make_app(tmp_path / "site", core="max_replies_per_day = 2")
+    for take in ("first", "second", "third"):  # three different interviews, one sender, one pass
+        answers = {n: f"My {take} try at answer {n}, about warehouse shifts." for n in range(1, 9)}
+        deliver(app, make_reply(answers, sender="Sam <sam@example.net>", questions=QUESTIONS))
+    assert run_pass(app).decided == {"numbered": 3}
+    assert [reason for _, reason in decisions(app)] == ["interview-00001", "interview-00002",
+                                                         "interview-00003, reply-limit"]  # fmt: skip
+    assert len([m for m in outgoing(app) if m["To"] == "sam@example.net"]) == 2
     app.close()
 
 
