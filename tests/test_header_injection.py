@@ -269,3 +269,24 @@ def test_whatever_a_sender_puts_in_headers_our_reply_is_clean(
     assert states(shared_app)[-1][0] != "failed", states(shared_app)[-1]
     for raw_out, message in fresh:
         assert_clean(raw_out, message, sender)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=300).map(
+        lambda t: t + "\n--=_" + t[:20] + "\n=_=_--\n"
+    )
+)
+def test_a_body_never_breaks_the_structure_of_the_email_it_is_in(text: str) -> None:
+    """Our own boundary starts with "=_", which quoted-printable text cannot contain: whatever
+    an answer quotes, the email has exactly its two parts, each with the text as given."""
+    from mailflow.render import RenderedEmail
+    from mailflow.replies import compose
+
+    raw = compose(RenderedEmail(subject="Your interview number is 00001", text=text, html=f"<p>{text}</p>"),
+                  from_name="The Job-Seeker's Interview", from_address="interview@jobseekers.example",
+                  recipient="a@example.net", message_id="<numbered.1@jobseekers.example>", answering=None)  # fmt: skip
+    message = message_from_bytes(raw, policy=policy.default)
+    parts = list(message.iter_parts())  # type: ignore[attr-defined]
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
+    assert parts[0].get_content() == text and parts[1].get_content() == f"<p>{text}</p>"
