@@ -135,17 +135,20 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         ),
     )
     app.follow_up = settings.blog.flag("follow_up", True)
-    if hasattr(app.source, "is_known"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
-        app.source.is_known = lambda message_id: _has_message_id(engine, message_id)
+    if hasattr(app.source, "known_ids"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
+        app.source.known_ids = lambda message_ids: _stored_message_ids(engine, message_ids)
     app.boilerplate = tuple(app.renderer.email("questionnaire", **app.email_context()).text.splitlines())
     return app
 
 
-def _has_message_id(engine: Engine, message_id: str) -> bool:
+def _stored_message_ids(engine: Engine, message_ids: set[str]) -> set[str]:
+    """Which of these Message-IDs are stored already: one query per batch of messages."""
     from sqlmodel import select
 
     from mailflow.models import InboundMessage
 
+    if not message_ids:
+        return set()
     with Session(engine) as session:
-        query = select(InboundMessage.id).where(InboundMessage.message_id == message_id).limit(1)
-        return session.exec(query).first() is not None
+        query = select(InboundMessage.message_id).where(InboundMessage.message_id.in_(message_ids))  # type: ignore[attr-defined]
+        return set(session.exec(query).all())

@@ -12,15 +12,22 @@ INTERVIEW_COUNTER = "interview"
 
 
 def allocate_number(session: Session) -> int:
-    """The next number (1, 2, ...). Must run inside the transaction that uses it."""
-    locked = select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()
-    counter = session.exec(locked).first()
+    """The next number (1, 2, ...). Must run inside the transaction that uses it. The row is
+    locked and read once per transaction (a batch of decisions); a message undone in its
+    savepoint leaves the value to be read again, so its number is given back."""
+    counter = session.info.get(INTERVIEW_COUNTER)
     if counter is None:
-        # The first number ever: two workers may both find no counter row; only one insert counts.
-        insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
-        counter = session.exec(locked).one()
+        locked = select(Counter).where(Counter.name == INTERVIEW_COUNTER).with_for_update()
+        counter = session.exec(locked).first()
+        if counter is None:
+            # The first number ever: two workers may both find no counter row; only one insert
+            # counts. Not kept: undone with this message's savepoint, the row would be gone.
+            insert_new(session, Counter, [{"name": INTERVIEW_COUNTER, "value": 0}], key="name")
+            counter = session.exec(locked).one()
+        else:
+            session.info[INTERVIEW_COUNTER] = counter
     counter.value += 1
-    return counter.value
+    return int(counter.value)
 
 
 def current_count(session: Session) -> int:

@@ -10,7 +10,7 @@ per folder, with its UIDVALIDITY, in a small JSON file (`state_file`). It moves 
 only when a message is filed (the worker files only stored rows) or when a complete
 pass found nothing to hand over, so a crash never skips a message; fetching one twice is
 harmless because the worker keys rows by source key. When UIDVALIDITY changes, every
-message is looked at again and only those whose Message-ID `is_known` does not
+message is looked at again and only those whose Message-ID `known_ids` does not
 recognise are handed over. Messages are read with BODY.PEEK[], so nothing is marked read
 before it is stored. Longer than most modules: connection care (reconnect with backoff,
 IDLE) belongs with the protocol it guards.
@@ -147,12 +147,12 @@ class ImapSource:
         self,
         settings: ImapSettings,
         connect: Callable[[ImapSettings], IMAPClient] = open_imap,
-        is_known: Callable[[str], bool] = lambda message_id: False,
+        known_ids: Callable[[set[str]], set[str]] = lambda message_ids: set(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.connect = connect
-        self.is_known = is_known  # Message-ID already stored? Asked only after UIDVALIDITY changed.
+        self.known_ids = known_ids  # the Message-IDs already stored; asked only after UIDVALIDITY changed
         self.sleep = sleep
         self.state = UidState(settings.state_file)
         self._client: IMAPClient | None = None
@@ -205,12 +205,14 @@ class ImapSource:
         """After a UIDVALIDITY change: the UIDs whose Message-ID is already stored."""
         part = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
         data = self._call(folder, _fetching(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]), validity)
-        known = set()
+        message_ids = {}
         for uid, item in data.items():
             found = _MSGID.search(item.get(part, b"")) or None
-            message_id = found.group(0).decode("ascii", "replace") if found else _header_msgid(item.get(part, b""))
-            if message_id and self.is_known(message_id):
-                known.add(uid)
+            message_ids[uid] = (
+                found.group(0).decode("ascii", "replace") if found else _header_msgid(item.get(part, b""))
+            )
+        stored = self.known_ids({message_id for message_id in message_ids.values() if message_id})
+        known = {uid for uid, message_id in message_ids.items() if message_id in stored}
         if known:
             logger.info(
                 "imap %s: %d message(s) already stored before the folder was reset; skipped", folder, len(known)
