@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from mailflow import comments, conversations, host, interviews
@@ -82,17 +83,25 @@ def answer_numbered(
     return finish(inbound, *decision)
 
 
-def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
-    """Another copy of this message was already decided. Workers take turns to decide
-    (worker.decide_batch), so of two copies, exactly one counts."""
-    if not inbound.message_id:
-        return False
-    other = select(InboundMessage.id).where(
-        InboundMessage.message_id == inbound.message_id,
-        InboundMessage.id != inbound.id,
+_ANOTHER_COPY = (
+    select(InboundMessage.id)
+    .where(
+        InboundMessage.message_id == bindparam("message_id"),
+        InboundMessage.id != bindparam("inbound_id"),
         InboundMessage.state != InboundState.RECEIVED,
     )
-    return session.exec(other.limit(1)).first() is not None
+    .limit(1)
+)
+
+
+def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
+    """Another copy of this message was already decided. Workers take turns to decide
+    (worker.decide_batch), so of two copies, exactly one counts. (A statement built once and
+    run without the ORM: this runs for every message.)"""
+    if not inbound.message_id:
+        return False
+    found = session.connection().execute(_ANOTHER_COPY, {"message_id": inbound.message_id, "inbound_id": inbound.id})
+    return found.first() is not None
 
 
 def finish(inbound: InboundMessage, state: InboundState, reason: str) -> Outcome:

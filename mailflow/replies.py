@@ -19,6 +19,7 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, func, select
 
 from mailflow.models import InboundMessage, Interview, OutboxItem
@@ -42,16 +43,19 @@ def is_replyable_address(address: str) -> bool:
     return bool(_ADDRESS.match(address)) and len(address) <= 254
 
 
+_REPLIES_SINCE = (
+    select(func.count())
+    .select_from(OutboxItem)
+    .where(OutboxItem.sender_hash == bindparam("sender_hash"), OutboxItem.created_at >= bindparam("since"))
+)
+
+
 def replies_today(session: Session, sender_hash: str) -> int:
     """Emails to this person in the last day, counting those queued in this transaction and
-    not yet written (a batch of numbered replies is written as one)."""
+    not yet written (a batch of numbered replies is written as one). The statement is built
+    once and run without the ORM: this runs for every reply."""
     since = now() - timedelta(days=1)
-    query = (
-        select(func.count())
-        .select_from(OutboxItem)
-        .where(OutboxItem.sender_hash == sender_hash, OutboxItem.created_at >= since)
-    )
-    written = int(session.exec(query).one())
+    written = session.connection().execute(_REPLIES_SINCE, {"sender_hash": sender_hash, "since": since}).scalar_one()
     return written + sum(1 for item in session.new if isinstance(item, OutboxItem) and item.sender_hash == sender_hash)
 
 
