@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from mailflow.answers import Answers, extract_answers
@@ -39,10 +40,10 @@ def handle_interview(
         earlier = _same_interview(session, inbound.sender_hash, answers_to_json(app.questions, found))
         if earlier is not None:
             # Sent again ("I never got a reply"): the same number again, not a second interview.
-            context = {"number": earlier.number, "page_url": app.publisher.permalink(earlier.number), "related": [],
+            context = {"number": earlier, "page_url": app.publisher.permalink(earlier), "related": [],
                        "shortened": [], "limit": limit}  # fmt: skip
             blocked = reply_to(session, app, inbound, mail, "numbered", context)
-            return InboundState.ACTED_ON, join_reasons(f"resubmitted-{earlier.number:05d}", blocked)
+            return InboundState.ACTED_ON, join_reasons(f"resubmitted-{earlier:05d}", blocked)
         return _assign_number(session, app, inbound, found)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
@@ -250,11 +251,20 @@ def handle_edit(session: Session, app: App, inbound: InboundMessage, mail: Parse
     return InboundState.ACTED_ON, join_reasons(f"edited-{interview.number:05d}", blocked)
 
 
-def _same_interview(session: Session, sender_hash: str, answers_json: str) -> Interview | None:
+_SAME_ANSWERS = (
+    select(Interview.number)
+    .where(Interview.sender_hash == bindparam("sender_hash"), Interview.answers_json == bindparam("answers_json"))
+    .limit(1)
+)
+
+
+def _same_interview(session: Session, sender_hash: str, answers_json: str) -> int | None:
+    """The number of this sender's interview with exactly these answers, if any (run without
+    the ORM, as every complete reply asks)."""
     if not sender_hash:
         return None
-    query = select(Interview).where(Interview.sender_hash == sender_hash, Interview.answers_json == answers_json)
-    return session.exec(query.limit(1)).first()
+    found = session.connection().execute(_SAME_ANSWERS, {"sender_hash": sender_hash, "answers_json": answers_json})
+    return found.scalar()
 
 
 def owns_an_interview(session: Session, sender_hash: str) -> bool:
@@ -263,17 +273,24 @@ def owns_an_interview(session: Session, sender_hash: str) -> bool:
     return session.exec(select(Interview.id).where(Interview.sender_hash == sender_hash).limit(1)).first() is not None
 
 
+_CONFIRMED_IN = (
+    select(Interview.id)
+    .join(OutboxItem, OutboxItem.inbound_id == Interview.inbound_id)  # type: ignore[arg-type]
+    .where(
+        OutboxItem.message_id.in_(bindparam("referenced", expanding=True)),  # type: ignore[attr-defined]
+        OutboxItem.kind == "numbered",
+        Interview.sender_hash == bindparam("sender_hash"),
+    )
+    .limit(1)
+)
+
+
 def interview_confirmed_in(session: Session, mail: ParsedMail, sender_hash: str) -> Interview | None:
-    """The sender's own interview whose number confirmation this message replies to, if any."""
+    """The sender's own interview whose number confirmation this message replies to, if any.
+    Asked of every reply that quotes anything: looked up without the ORM, loaded if found."""
     referenced = [*mail.in_reply_to, *mail.references]
     if not referenced or not sender_hash:
         return None
-    item = session.exec(
-        select(OutboxItem).where(OutboxItem.message_id.in_(referenced), OutboxItem.kind == "numbered")  # type: ignore[attr-defined]
-    ).first()
-    if item is None or item.inbound_id is None:
-        return None
-    interview = session.exec(select(Interview).where(Interview.inbound_id == item.inbound_id)).first()
-    if interview is None or interview.sender_hash != sender_hash:
-        return None
-    return interview
+    found = session.connection().execute(_CONFIRMED_IN, {"referenced": referenced, "sender_hash": sender_hash})
+    interview_id = found.scalar()
+    return session.get(Interview, interview_id) if interview_id is not None else None
