@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
@@ -92,9 +93,8 @@ def answer_numbered(
     shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     permalink = app.publisher.permalink(interview.number)
-    publication = Publication(interview_id=interview.id or 0, url=permalink, state=first_state)
-    session.add(publication)
-    older.answered[interview.number] = (interview, publication)
+    session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
+    older.answered[interview.number] = Related(interview.number, interview.answers_json, permalink, first_state)
     # With review on, an interview joins the cross-overs only once the host approves it.
     # The host can link only interviews that have a page: this one has no links of theirs yet.
     related = [] if app.settings.core.review else link_crossovers(session, app, interview, [], older)
@@ -112,43 +112,57 @@ def answer_numbered(
     return InboundState.NUMBERED, join_reasons(*notes)
 
 
+class Related(NamedTuple):
+    """What a reply (or a note) says about a related interview."""
+
+    number: int
+    answers_json: str
+    url: str
+    state: str
+
+
+_RELATED = (
+    select(Interview.number, Interview.answers_json, Publication.url, Publication.state)
+    .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+    .where(Interview.number.in_(bindparam("numbers", expanding=True)))  # type: ignore[attr-defined]
+)
+
+
 @dataclass
 class OlderPages:
     """Older interviews whose related links may change as new interviews join the cross-overs.
     A batch of numbered replies refreshes each of them once, at its end (`refresh`), rather
     than once for every new interview related to it."""
 
-    pages: dict[int, tuple[Interview, Publication]] = field(default_factory=dict)  # by number
-    newer: dict[int, set[int]] = field(default_factory=dict)  # older interview id -> new numbers related
-    answered: dict[int, tuple[Interview, Publication]] = field(default_factory=dict)  # the batch's own, by number
-
-    def note(self, number: int, rows: Sequence[tuple[Interview, Publication]]) -> None:
-        for other, publication in rows:
-            self.pages[other.number] = (other, publication)
-            self.newer.setdefault(other.id or 0, set()).add(number)
+    newer: dict[int, set[int]] = field(default_factory=dict)  # older number -> new numbers related to it
+    answered: dict[int, Related] = field(default_factory=dict)  # the batch's own new pages, by number
 
     def drop(self, number: int) -> None:
         """The new interview `number` was not answered after all (its message failed)."""
         self.answered.pop(number, None)
-        self.pages.pop(number, None)
         for numbers in self.newer.values():
             numbers.discard(number)
 
     def refresh(self, session: Session, app: App) -> None:
         """Their related links, afresh; pages whose links changed go up again, and people who
         asked to hear about cross-overs with theirs are told (at most weekly)."""
-        if not self.pages:
+        if not self.newer:
             return
         index = app.crossovers(session)
-        their_links = host_links(session, self.pages)
-        for number, (other, publication) in self.pages.items():
-            if refresh_related(session, index, other, their_links.get(number, [])):
+        rows = session.exec(
+            select(Interview, Publication)
+            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+            .where(Interview.number.in_(self.newer))  # type: ignore[attr-defined]
+        ).all()
+        their_links = host_links(session, self.newer)
+        for other, publication in rows:
+            if refresh_related(session, index, other, their_links.get(other.number, [])):
                 requeue(publication)
-        told = [interview_id for interview_id, numbers in self.newer.items() if numbers]
+        told = {other.id: self.newer[other.number] for other, _ in rows if self.newer[other.number]}
         for subscription in session.exec(select(Subscription).where(Subscription.interview_id.in_(told))).all():  # type: ignore[attr-defined]
-            pending = {*json.loads(subscription.pending_json), *self.newer[subscription.interview_id]}
+            pending = {*json.loads(subscription.pending_json), *told[subscription.interview_id]}
             subscription.pending_json = json.dumps(sorted(pending))
-        self.pages, self.newer = {}, {}
+        self.newer = {}
 
 
 def link_crossovers(
@@ -157,11 +171,12 @@ def link_crossovers(
     interview: Interview,
     links: list[CrossLink] | None = None,
     older: OlderPages | None = None,
-) -> list[tuple[Interview, Publication]]:
-    """Find the interview's cross-overs. Returns the related interviews with their
-    publications, closest first. `links`: the host's links from it, when known (none for an
-    interview numbered just now). The older pages whose links this may change are refreshed
-    now, or with the rest of a batch when it passes `older`."""
+) -> list[Related]:
+    """Find the interview's cross-overs; returns the related interviews, closest first.
+    `links`: the host's links from it, when known (none for an interview numbered just now).
+    The older pages whose links this may change are refreshed now, or with the rest of a
+    batch when it passes `older`. The related interviews are read as plain rows: this runs
+    for every numbered reply."""
     index = app.crossovers(session)
     index.add(interview.number, interview_text(interview.answers_json))
     refresh_related(session, index, interview, links)
@@ -170,30 +185,27 @@ def link_crossovers(
         return []
     pages = older if older is not None else OlderPages()
     # The batch's own new pages may not be written yet (a batch is flushed as one): known here.
-    rows = [pages.answered[number] for number in related if number in pages.answered]
-    if len(rows) < len(related):
-        rows += session.exec(
-            select(Interview, Publication)
-            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Interview.number.in_([n for n in related if n not in pages.answered]))  # type: ignore[attr-defined]
-        ).all()
-    pages.note(interview.number, rows)
+    found = {number: pages.answered[number] for number in related if number in pages.answered}
+    if len(found) < len(related):
+        unknown = [number for number in related if number not in found]
+        found.update((row[0], Related(*row)) for row in session.connection().execute(_RELATED, {"numbers": unknown}))
+    for number in found:
+        pages.newer.setdefault(number, set()).add(interview.number)
     if older is None:
         pages.refresh(session, app)
-    by_number = {other.number: (other, publication) for other, publication in rows}
-    return [by_number[number] for number in related if number in by_number]
+    return [found[number] for number in related if number in found]
 
 
-def related_for_email(app: App, related: list[tuple[Interview, Publication]]) -> list[dict[str, str]]:
+def related_for_email(app: App, related: Sequence[Related]) -> list[dict[str, str]]:
     """The related interviews a reply may point to: only those that are (or are about to be) public."""
     return [
         {
             "number": format_number(other.number),
-            "url": publication.url or app.publisher.permalink(other.number) or app.site.base_url,
+            "url": other.url or app.publisher.permalink(other.number) or app.site.base_url,
             "excerpt": excerpt_of(other.answers_json),
         }
-        for other, publication in related
-        if publication.state in VISIBLE
+        for other in related
+        if other.state in VISIBLE
     ]
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from mailflow.app import App
 from mailflow.db import transaction
-from mailflow.interviews import related_for_email
+from mailflow.interviews import Related, related_for_email
 from mailflow.models import Interview, Publication, Subscription
 from mailflow.replies import send_email
 from mailflow.states import PublicationState, now
@@ -37,9 +37,10 @@ def send_crossover_notices(app: App) -> int:
                 continue
             interview = session.get(Interview, subscription.interview_id)
             assert interview is not None
+            related = [Related(other.number, other.answers_json, page.url, page.state) for other, page in live]
             blocked = send_email(
                 session, app, kind="crossover_notice", recipient=subscription.address,
-                extra={"number": interview.number, "related": related_for_email(app, list(live))},
+                extra={"number": interview.number, "related": related_for_email(app, related)},
                 sender_hash=interview.sender_hash,
             )  # fmt: skip
             if not blocked:

@@ -349,7 +349,7 @@ def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:
     except OperationalError:
         raise
     except Exception:
-        logger.exception("the related links of %d older pages were not refreshed", len(older.pages))
+        logger.exception("the related links of %d older pages were not refreshed", len(older.newer))
         app.forget_crossovers()
 
 
