@@ -1,13 +1,14 @@
-"""Reading a backlog in a second process: parsing a message and finding its answers need
-neither the database nor a turn, and take about a third of a single worker's time on one
-core. With a backlog, a child process reads the messages next in line while this one
-decides, so the two cores share the work.
+"""Reading a backlog in a second process: parsing a message, finding its answers and
+scrubbing them need neither the database nor a turn, and took about a third of a single
+worker's time on one core. With a backlog, a child process reads the messages next in line
+while this one decides, so the two cores share the work.
 
-The child is `python -m mailflow.background_reading`, not a multiprocessing child: it
-imports only this module, parsing and answers (about 25 MB, 0.1 s) whatever started the
-worker, and it can be stopped outright should it stall. The two talk in pickles over the
-child's stdin and stdout, one batch at a time. Small passes (the usual one or two
-messages) never start it.
+The child is `python -P -m mailflow.background_reading`, not a multiprocessing child: it
+imports only this module, parsing, answers and scrub (about 25 MB) however the worker was
+started, it reads with this very package (-P: not whatever the current directory holds),
+and it can be stopped outright should it stall. The two talk in pickles over the child's
+stdin and a private copy of its stdout, one batch at a time. Small passes (the usual one or
+two messages) never start it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.parsing import ParsedMail, parse_message
@@ -31,7 +31,7 @@ from mailflow.scrub import scrub_answers
 
 logger = logging.getLogger(__name__)
 
-CHILD = [sys.executable, "-m", "mailflow.background_reading"]
+CHILD = [sys.executable, "-P", "-m", "mailflow.background_reading"]
 
 ReadMessage = tuple[int, ParsedMail, Answers, dict[int, str]] | tuple[int, ParsedMail, None, None]
 """An inbound id, the message as parsed, its answers as found and as they may be published
@@ -47,31 +47,43 @@ class HowToRead:
     answer_limit: int
 
 
+def read_answers(mail: ParsedMail, how: HowToRead) -> tuple[Answers, dict[int, str]]:
+    """A message's answers as found, and as they may be published (cut to the limit,
+    identifying details removed): the same whether read here, in the child, or ahead."""
+    answers = extract_answers(mail, how.questions, how.boilerplate)
+    return answers, scrub_answers(answers.found, how.answer_limit, mail.from_name, mail.from_address)
+
+
 def read_messages(messages: Sequence[tuple[int, bytes]], how: HowToRead) -> list[ReadMessage]:
-    """Parse each message, find its answers and scrub them (in the child)."""
+    """Parse each message and read its answers (in the child)."""
     read: list[ReadMessage] = []
     for inbound_id, raw in messages:
         mail = parse_message(raw)
         try:
-            answers = extract_answers(mail, how.questions, how.boilerplate)
-            scrubbed = scrub_answers(answers.found, how.answer_limit, mail.from_name, mail.from_address)
-            read.append((inbound_id, mail, answers, scrubbed))
+            read.append((inbound_id, mail, *read_answers(mail, how)))
         except Exception:  # noqa: BLE001 - read again in its turn, where the failure is recorded
             read.append((inbound_id, mail, None, None))
     return read
 
 
 def peak_memory_kb() -> int:
-    """This process's peak resident memory (VmHWM)."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
+    """This process's peak resident memory (VmHWM; 0 where /proc is not there to say)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    """The child: how to read first, then batches until None; its peak memory last."""
+def serve() -> None:
+    """The child: how to read first, then batches until None; its peak memory last. Replies go
+    to a private copy of stdout: anything a library prints goes to stderr instead."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    requests = sys.stdin.buffer
     how = pickle.load(requests)
     while (batch := pickle.load(requests)) is not None:
         pickle.dump(read_messages(batch, how), replies, protocol=pickle.HIGHEST_PROTOCOL)
@@ -88,7 +100,8 @@ class BackgroundReader:
     def __init__(self, how: HowToRead) -> None:
         package_root = str(Path(__file__).resolve().parent.parent)  # importable however this one was started
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH", "")]))
-        self._child = subprocess.Popen(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # Its own session: Ctrl-C at the worker's terminal is for the worker, which stops the child.
+        self._child = subprocess.Popen(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
                                        env={**os.environ, "PYTHONPATH": path})  # fmt: skip
         self._pending: deque[range] = deque()  # the inbound ids of each batch handed over, oldest first
         self._requests: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -174,18 +187,23 @@ class BackgroundReader:
             self._replies.put(f"{type(exc).__name__}, exit status {self._child.poll()}")
 
     def _stop(self, why: str) -> None:
-        """Stop the child for `why` ('' when the pass is over); the rest is read in turn."""
+        """Stop the child for `why` ('' when the pass is over); the rest is read in turn.
+        Never raises: whatever state the pipes are in, the pass goes on without the child."""
         if why and self.working:
             logger.warning("the background reader stopped (%s); messages are read in their turn instead", why)
         self._stopped_because = why or "closed"
         self._pending.clear()
+        self._requests.put(None)  # the thread handing over requests ends (unless stuck on the pipe: see below)
         if self._child.poll() is None:
-            self._child.kill()  # it has nothing left that is not kept elsewhere: the rows are in the database
+            self._child.kill()  # it holds nothing that is not kept elsewhere: the rows are in the database
         self._child.wait()
         for pipe in (self._child.stdin, self._child.stdout):
-            if pipe is not None:
-                pipe.close()
+            try:
+                if pipe is not None:
+                    pipe.close()  # a stuck write ends with an error in its thread, which then ends
+            except OSError:  # unwritten bytes for a child that is gone
+                pass
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve()

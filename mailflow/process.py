@@ -1,4 +1,4 @@
-"""One incoming message -> one decision, recorded in one savepoint with everything it causes.
+"""One incoming message -> one decision, recorded with everything it causes, undone as one.
 
 Classify the message as read, then hand it to the conversation it belongs to: the host's
 commands, a reader's comment, a job-seeker's withdraw / notify / stop / edit, or the

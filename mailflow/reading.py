@@ -6,33 +6,41 @@ second process reads the next batches while this one decides (background_reading
 
 from __future__ import annotations
 
+import logging
+
 from sqlmodel import Session, select
 
-from mailflow.answers import Answers, extract_answers
+from mailflow.answers import Answers
 from mailflow.app import App
-from mailflow.background_reading import BackgroundReader, HowToRead, ReadMessage
+from mailflow.background_reading import BackgroundReader, HowToRead, ReadMessage, read_answers
 from mailflow.db import transaction
 from mailflow.models import InboundMessage
 from mailflow.parsing import ParsedMail, parse_message
-from mailflow.scrub import scrub_answers
 from mailflow.states import InboundState
+
+logger = logging.getLogger(__name__)
 
 READ_AHEAD = 20  # messages read per turn of waiting: a few turns' worth cover a batch
 KEEP_AT_MOST = 200  # read messages waiting for their turn, at most: memory stays flat
-BACKGROUND_FROM = 200  # a backlog this long is read in a second process (its start-up: ~0.3 s)
+BACKGROUND_FROM = 200  # a backlog this long is read in a second process (its start-up: ~0.1 s)
 BACKGROUND_BATCH = 50  # messages per batch handed to the second process
 BACKGROUND_DEPTH = 2  # batches handed over and not yet collected, at most
 BACKGROUND_WAIT_SECONDS = 10.0  # a batch of 50 takes ~0.1 s; one this late: the child has stalled
 
 
+def how_to_read(app: App) -> HowToRead:
+    return HowToRead(app.questions, app.boilerplate, app.settings.core.max_answer_chars)
+
+
 class Reading:
-    """One message, parsed; its answers found when first asked for (most messages are
-    replies with answers, but requests, comments and commands need none) unless found ahead."""
+    """One message, parsed; its answers read when first asked for (most messages are replies
+    with answers, but requests, comments and commands need none) unless read ahead."""
 
     def __init__(
         self, app: App, mail: ParsedMail, answers: Answers | None = None, scrubbed: dict[int, str] | None = None
     ) -> None:
-        self.app, self.mail, self._answers, self._scrubbed = app, mail, answers, scrubbed
+        self.app, self.mail = app, mail
+        self._read = (answers, scrubbed) if answers is not None and scrubbed is not None else None
 
     @classmethod
     def of(cls, app: App, raw: bytes) -> Reading:
@@ -40,17 +48,18 @@ class Reading:
 
     @property
     def answers(self) -> Answers:
-        if self._answers is None:
-            self._answers = extract_answers(self.mail, self.app.questions, self.app.boilerplate)
-        return self._answers
+        """The answers as found in the reply."""
+        return self._answers_read()[0]
 
     @property
     def scrubbed(self) -> dict[int, str]:
         """The answers as they may be published: cut to the limit, identifying details removed."""
-        if self._scrubbed is None:
-            limit, mail = self.app.settings.core.max_answer_chars, self.mail
-            self._scrubbed = scrub_answers(self.answers.found, limit, mail.from_name, mail.from_address)
-        return self._scrubbed
+        return self._answers_read()[1]
+
+    def _answers_read(self) -> tuple[Answers, dict[int, str]]:
+        if self._read is None:
+            self._read = read_answers(self.mail, how_to_read(self.app))
+        return self._read
 
 
 class ReadAhead:
@@ -66,8 +75,10 @@ class ReadAhead:
     def read_in_background(self, waiting: int) -> None:
         """With a backlog of `waiting` messages, start a second process to read ahead."""
         if waiting >= BACKGROUND_FROM and self._background is None:
-            how = HowToRead(self.app.questions, self.app.boilerplate, self.app.settings.core.max_answer_chars)
-            self._background = BackgroundReader(how)
+            try:
+                self._background = BackgroundReader(how_to_read(self.app))
+            except OSError as exc:  # no process to be had (memory, limits): read in turn, as for a few
+                logger.warning("could not start a background reader (%s); reading each message in turn", exc)
 
     def hand_over(self, session: Session, deciding_up_to: int) -> None:
         """Keep the second process (if any) a few batches ahead of the decider: called at each

@@ -2,8 +2,10 @@
 
 fetch   stores each new message raw as `received` and commits, before anything else;
 process decides received messages oldest first, a batch per transaction and each message
-        in a savepoint of its own (process.py), while a background sender already sends the
-        replies of the batches before (sending.py);
+        in a savepoint of its own (process.py); numbered replies are then answered a batch
+        at a time (one savepoint for the batch, one per message should any fail), while a
+        background sender already sends the replies of the batches before (sending.py) and,
+        for a backlog, a second process reads the next messages (background_reading.py);
 send    hands what is still queued to the outbox, with bounded retries;
 publish puts queued interviews on the blog, then refreshes the listing once;
 file    moves or marks the mailbox copies of decided messages, a batch per command.
@@ -182,9 +184,7 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    reader = ReadAhead(app)
-    reader.read_in_background(waiting)  # a backlog: a second process reads ahead
-    sender, numbered = BackgroundSender(app), Numbered()
+    sender, reader, numbered = BackgroundSender(app), ReadAhead(app), Numbered()
 
     def count(states: list[str]) -> None:
         final = [state for state in states if state != InboundState.NUMBER_ASSIGNED]
@@ -192,6 +192,7 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         progress.update(len(final))
 
     try:
+        reader.read_in_background(waiting)  # a backlog: a second process reads ahead
         with progress:
             while not should_stop():
                 try:
@@ -291,8 +292,8 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
                     answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=False)
             except OperationalError:
                 raise
-            except Exception:  # noqa: BLE001 - answered again one at a time, where it is recorded
-                logger.info("a message in the batch could not be answered; answering them one at a time")
+            except Exception:
+                logger.info("a message in the batch could not be answered; answering them one at a time", exc_info=True)
                 app.forget_crossovers()
                 answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=True)
             refresh_older_pages(session, app, older)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 
 import pytest
@@ -15,17 +16,22 @@ from mailflow import background_reading, reading, worker
 from mailflow.app import App
 from mailflow.models import InboundMessage, Interview
 from mailflow.parsing import ParsedMail, parse_message
-from mailflow.testing import make_reply
+from mailflow.scrub import EMAIL_MARK, NAME_MARK, PHONE_MARK
+from mailflow.testing import make_reply, wait_until
 from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver, outbox_messages
 
 FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
 SENDERS = [f"Person {n} <person{n}@example.net>" for n in range(1, 13)]
+# Long answers: a batch of ten is well over a pipe's 64 KB, so a stalled child leaves writes stuck.
+LONG = {n: f"Answer number {n}, at length. " + "Warehouse shifts and interviews, week after week. " * 40
+        for n in range(1, 9)}  # fmt: skip
 
 
 CHILD_DIES = [sys.executable, "-c", "import sys; sys.stdin.buffer.read(10); sys.exit(3)"]  # as if killed for memory
 CHILD_STALLS = [sys.executable, "-c", "import time; time.sleep(60)"]  # a message it never finishes
+CHILD_MISSING = ["/nonexistent/python3"]  # no process to be had
 
 
 @pytest.fixture
@@ -44,13 +50,13 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[ParsedMail]:
     return parsed_here
 
 
-def deliver_backlog(app: App) -> None:
+def deliver_backlog(app: App, answers: dict[int, str] = FULL) -> None:
     """Twelve complete replies with a request for the questionnaire as the fifth message."""
     for n, sender in enumerate(SENDERS, start=1):
         if n == 5:
             deliver(app, b"From: New <new@example.org>\r\nTo: interview@example.org\r\nSubject: interview\r\n"
                          b"Message-ID: <request@example.org>\r\n\r\nI would like to take part.\r\n")  # fmt: skip
-        deliver(app, make_reply(FULL, sender=sender, questions=QUESTIONS))
+        deliver(app, make_reply(answers, sender=sender, questions=QUESTIONS))
 
 
 def assert_decided_in_arrival_order(app: App) -> None:
@@ -60,7 +66,9 @@ def assert_decided_in_arrival_order(app: App) -> None:
         assert rows[4].state == "questionnaire_sent"
         interviews = session.exec(select(Interview).order_by(Interview.inbound_id)).all()
         assert [i.number for i in interviews] == list(range(1, 13))
-    replies = {m["To"]: m.get_body(("plain",)).get_content() for m in outbox_messages(app)}
+    sent = outbox_messages(app)
+    replies = {m["To"]: m.get_body(("plain",)).get_content() for m in sent}
+    assert len(sent) == len(replies) == 13, "one reply to each sender, no second one"
     for n in range(1, 13):
         assert f"{n:05d}" in replies[f"person{n}@example.net"]
     assert "new@example.org" in replies
@@ -90,21 +98,45 @@ def test_a_pass_of_a_few_messages_starts_no_second_process(app: App, monkeypatch
     assert started == []
 
 
-@pytest.mark.parametrize("child", [CHILD_DIES, CHILD_STALLS], ids=["child-dies", "child-stalls"])
+@pytest.mark.parametrize(
+    ("child", "batch", "answers"),
+    [(CHILD_DIES, 3, FULL), (CHILD_STALLS, 3, FULL), (CHILD_STALLS, 10, LONG), (CHILD_MISSING, 3, FULL)],
+    ids=["child-dies", "child-stalls", "child-stalls-with-a-full-pipe", "no-child-to-be-had"],
+)
 def test_if_the_second_process_dies_or_stalls_messages_are_read_in_their_turn(
     app: App, small_batches: list[ParsedMail], monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture, child: list[str],
+    caplog: pytest.LogCaptureFixture, child: list[str], batch: int, answers: dict[int, str],
 ) -> None:  # fmt: skip
     monkeypatch.setattr(background_reading, "CHILD", child)
     monkeypatch.setattr(reading, "BACKGROUND_WAIT_SECONDS", 1.0)
-    deliver_backlog(app)
+    monkeypatch.setattr(reading, "BACKGROUND_BATCH", batch)
+    threads_before = threading.active_count()
+    deliver_backlog(app, answers)
     started = time.monotonic()
     report = run_pass(app)
     assert time.monotonic() - started < 30  # a stalled child is not waited for
     assert report.decided == {"numbered": 12, "questionnaire_sent": 1}
     assert_decided_in_arrival_order(app)
     assert len(small_batches) == 13  # all read here in the end
-    assert any("background reader stopped" in record.getMessage() for record in caplog.records)
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any("background reader" in warning for warning in warnings), warnings
+    assert "failed" not in caplog.text  # no step of the pass failed
+    assert wait_until(lambda: threading.active_count() <= threads_before, timeout=5), "the reader's threads ended"
+
+
+def test_answers_read_in_the_second_process_are_scrubbed_as_in_turn(app: App, small_batches: list[ParsedMail]) -> None:
+    """The promise of anonymity holds whichever process read the answers."""
+    telling = {n: f"Answer {n}: I am Jane Roe; call me on +44 7700 900123 or write to jane.roe@example.net."
+               for n in range(1, 9)}  # fmt: skip
+    for n in range(1, 9):
+        deliver(app, make_reply(telling, sender="Jane Roe <jane.roe@example.net>", questions=QUESTIONS,
+                                message_id=f"<jane{n}@example.net>"))  # fmt: skip
+    run_pass(app)
+    assert len(small_batches) == 3  # the rest were read by the child
+    with Session(app.engine) as session:
+        answers = [i.answers_json for i in session.exec(select(Interview)).all()]
+    assert answers and all("Jane" not in a and "7700" not in a and "jane.roe" not in a for a in answers)
+    assert all(NAME_MARK in a and PHONE_MARK in a and EMAIL_MARK in a for a in answers)
 
 
 def _raw_in_arrival_order(app: App) -> list[bytes]:

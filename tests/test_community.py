@@ -477,16 +477,22 @@ def test_replies_numbered_in_one_batch_link_to_each_other_and_to_older_pages(app
 def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
     app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A failure half way through refreshing the older pages undoes that refresh alone."""
     deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
     run_pass(app)
 
-    def broken(*_args: object) -> None:
+    def broken(*_args: object) -> None:  # after the older page's links were changed in memory
         raise RuntimeError("refreshing failed")
 
-    monkeypatch.setattr("mailflow.interviews.OlderPages.refresh", broken)
+    monkeypatch.setattr("mailflow.interviews.requeue", broken)
     similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
     deliver(app, make_reply(similar, sender="C <c@example.net>", questions=QUESTIONS))
     assert run_pass(app).decided == {"numbered": 1}
     assert "00002" in confirmation(app, "c@example.net")["Subject"]
+    assert len(outbox_messages(app)) == 2
     assert "were not refreshed" in caplog.text
     assert 'href="https://jobseekers.example/interviews/00001/"' in page(app, 2).read_text()
+    with Session(app.engine) as session:
+        first = session.exec(select(Interview).where(Interview.number == 1)).one()
+        assert first.related_json == "[]", "the half-done refresh was undone"
+    assert "interviews/00002/" not in page(app, 1).read_text()

@@ -187,9 +187,9 @@ def fail_nth_call(monkeypatch, module: object, name: str, nth: int, error: Excep
 
 
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
-    from mailflow import reading
+    from mailflow import background_reading
 
-    fail_nth_call(monkeypatch, reading, "extract_answers", 1, RuntimeError("unexpected shape"))
+    fail_nth_call(monkeypatch, background_reading, "extract_answers", 1, RuntimeError("unexpected shape"))
     deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
     deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
     report = run_pass(app)
@@ -246,7 +246,9 @@ def test_a_passing_failure_while_answering_is_tried_again_at_once(app: App, monk
         deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
     assert run_pass(app).decided == {"numbered": 3}
     assert "answering them one at a time" in caplog.text
-    replies = {m["To"]: m["Subject"] for m in outbox_messages(app)}
+    sent = outbox_messages(app)
+    replies = {m["To"]: m["Subject"] for m in sent}
+    assert len(sent) == 3, "one reply each, none twice"
     assert [replies[f"{name}@example.net"][-5:] for name in "abc"] == ["00001", "00002", "00003"]
     with Session(app.engine) as session:
         assert len(session.exec(select(Publication)).all()) == 3
@@ -396,7 +398,7 @@ def test_an_overlong_answer_is_cut_and_the_author_told(tmp_path: Path) -> None:
 
 
 def test_a_failed_message_is_shown_to_the_host_and_can_be_retried(tmp_path: Path, monkeypatch) -> None:
-    import mailflow.reading as reading
+    import mailflow.background_reading as reading
     from mailflow.app import build_app
     from mailflow.config import load_settings
     from mailflow.testing import make_settings
