@@ -40,7 +40,7 @@ TIMED = {
         "process_all", "decide_batch", "answer_batch", "decide_one", "process_message", "send_and_publish", "file_all",
     ],
     "mailflow.process": ["_is_duplicate", "classify"],
-    "mailflow.reading": ["parse_message", "extract_answers"],
+    "mailflow.reading": ["parse_message", "read_answers"],
     "mailflow.interviews": [
         "_same_interview", "allocate_number", "link_crossovers", "reply_to",
         "interview_confirmed_in",

@@ -25,7 +25,6 @@ from mailflow.states import CommentState, PublicationState, now, transition
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_BATCH = 20  # pages taken in one transaction (each then put on the blog on its own)
 LISTING_SIZE = 50  # the newest interviews an index or feed shows; older ones keep their pages
 SHOWN_IN_PAGE = "in-page"  # Comment.remote_id when the page itself shows the comment
 
@@ -37,10 +36,11 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
     )
     published = failed = 0
     due = due_ids(app, Publication, PublicationState.QUEUED)
-    for start in range(0, len(due), PUBLISH_BATCH):
+    batch = app.publisher.pages_per_batch
+    for start in range(0, len(due), batch):
         if should_stop():
             break
-        done, not_done = publish_batch(app, due[start : start + PUBLISH_BATCH])
+        done, not_done = publish_batch(app, due[start : start + batch])
         published, failed = published + done, failed + not_done
     if published or withdrawn or app.listing_stale:
         outcome = attempt(lambda: refresh_listing(app), "listing")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from mailflow.config import Section, choose_backend
 from mailflow.pages import CommentView, InterviewPage, SiteInfo
@@ -33,6 +33,10 @@ can commit it before anything else can fail (see `Publisher.publish`)."""
 
 
 class Publisher(Protocol):
+    pages_per_batch: ClassVar[int]
+    """Pages leased in one transaction and put up one by one: a few for a blog across the
+    network (a batch's lease must cover its calls); many for files on this machine."""
+
     def permalink(self, number: int) -> str:
         """The page's public address if it can be known before publishing, else ''."""
         ...

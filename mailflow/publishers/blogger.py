@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -74,6 +74,7 @@ class BloggerSettings:
 
 @dataclass
 class BloggerPublisher:
+    pages_per_batch: ClassVar[int] = 20
     settings: BloggerSettings
     renderer: Renderer
     site: SiteInfo

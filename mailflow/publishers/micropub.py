@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -65,6 +65,7 @@ class MicropubSettings:
 
 @dataclass
 class MicropubPublisher:
+    pages_per_batch: ClassVar[int] = 20
     settings: MicropubSettings
     renderer: Renderer
     site: SiteInfo

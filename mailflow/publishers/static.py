@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from mailflow.config import Section
 from mailflow.errors import PublishError
@@ -26,6 +27,7 @@ FEED_ENTRIES = 20
 
 @dataclass
 class StaticPublisher:
+    pages_per_batch: ClassVar[int] = 200
     path: Path
     renderer: Renderer
     site: SiteInfo

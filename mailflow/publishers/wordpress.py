@@ -16,7 +16,7 @@ import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -77,6 +77,7 @@ class WordPressSettings:
 
 @dataclass
 class WordPressPublisher:
+    pages_per_batch: ClassVar[int] = 20
     settings: WordPressSettings
     renderer: Renderer
     site: SiteInfo
