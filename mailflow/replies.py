@@ -16,6 +16,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,19 @@ _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Z
 MAX_REFERENCES = 10
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP  # readable in any client's source view, 7-bit safe for any server
+
+
+class _ShortHeadersAsTheyAre(Compat32):
+    """The classic policy, except that a short ASCII header line is written as it is: folding
+    it would change nothing, and the folding machinery was a third of the cost of a reply."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= 78 and value.isprintable():
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_POLICY = _ShortHeadersAsTheyAre()
 
 
 def is_replyable_address(address: str) -> bool:
@@ -100,7 +114,7 @@ def compose(
         part = MIMENonMultipart("text", subtype)
         part.set_payload(body, UTF8_QP)
         message.attach(part)
-    return message.as_bytes()
+    return message.as_bytes(policy=_POLICY)
 
 
 def _header(value: str) -> str:
@@ -141,7 +155,7 @@ def queue_email(
         raw=raw,
     )
     session.add(item)  # flushed with the rest of the decision
-    logger.info("outbox: queued %s for message %s", kind, inbound_id)
+    logger.debug("outbox: queued %s for message %s", kind, inbound_id)  # the decision itself is logged
     return item
 
 

@@ -290,3 +290,28 @@ def test_a_body_never_breaks_the_structure_of_the_email_it_is_in(text: str) -> N
     parts = list(message.iter_parts())  # type: ignore[attr-defined]
     assert [part.get_content_type() for part in parts] == ["text/plain", "text/html"]
     assert parts[0].get_content() == text and parts[1].get_content() == f"<p>{text}</p>"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=120),
+    name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40),
+    references=st.lists(st.from_regex(r"<[a-z0-9.]{1,30}@[a-z]{1,12}\.example>", fullmatch=True), max_size=12),
+)
+def test_writing_short_headers_as_they_are_gives_the_same_bytes(subject: str, name: str, references: list[str]) -> None:
+    """Replies skip the folding machinery for short ASCII header lines; the bytes are the
+    ones the standard library's classic policy writes."""
+    from email.header import Header
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+    from email.utils import formataddr
+
+    from mailflow.replies import _POLICY
+
+    message = MIMEMultipart("alternative", boundary="=_0123456789abcdef")
+    message["From"] = formataddr((name, "interview@jobseekers.example"), charset="utf-8")
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    if references:
+        message["References"] = " ".join(references)
+    message.attach(MIMEText(subject, "plain", "utf-8"))
+    assert message.as_bytes(policy=_POLICY) == message.as_bytes()
