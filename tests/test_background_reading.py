@@ -22,6 +22,8 @@ from mailflow.worker import run_pass
 
 from conftest import QUESTIONS, deliver, outbox_messages
 
+pytestmark = pytest.mark.both_databases  # also on PostgreSQL: see conftest.pytest_generate_tests
+
 FULL = {n: f"Answer number {n}, in my own words." for n in range(1, 9)}
 SENDERS = [f"Person {n} <person{n}@example.net>" for n in range(1, 13)]
 # Long answers: a batch of ten is well over a pipe's 64 KB, so a stalled child leaves writes stuck.
