@@ -292,8 +292,9 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
                     answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=False)
             except OperationalError:
                 raise
-            except Exception:
-                logger.info("a message in the batch could not be answered; answering them one at a time", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - answered again one at a time, where it is recorded
+                why = redact_addresses(f"{type(exc).__name__}: {exc}")[:200]  # no sender's address in the log
+                logger.info("a message in the batch could not be answered (%s); answering them one at a time", why)
                 app.forget_crossovers()
                 answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=True)
             refresh_older_pages(session, app, older)
