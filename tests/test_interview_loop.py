@@ -202,6 +202,12 @@ def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, mon
     assert numbered.number == 1, "a failed message takes no number"
 
 
+def deliver_from_a_b_and_c(app: App) -> None:
+    """Three complete replies, from a@, b@ and c@example.net, in that order."""
+    for name in ("a", "b", "c"):
+        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+
+
 @pytest.mark.parametrize("failing", [1, 2], ids=["the-first-number-ever", "a-later-number"])
 def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypatch, failing: int) -> None:
     """Messages are decided in batches, one transaction for many: a message that fails half
@@ -219,8 +225,7 @@ def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypat
         return calls[-1]
 
     monkeypatch.setattr(interviews, "allocate_number", take_a_number_then_fail_once)
-    for name in ("a", "b", "c"):
-        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    deliver_from_a_b_and_c(app)
     report = run_pass(app)
     assert report.decided == {"numbered": 2, "failed": 1}
     with Session(app.engine) as session:
@@ -242,8 +247,7 @@ def test_a_passing_failure_while_answering_is_tried_again_at_once(app: App, monk
 
     caplog.set_level("INFO", logger="mailflow.worker")
     fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the disk hiccuped"))
-    for name in ("a", "b", "c"):
-        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    deliver_from_a_b_and_c(app)
     assert run_pass(app).decided == {"numbered": 3}
     assert "answering them one at a time" in caplog.text
     sent = outbox_messages(app)
@@ -268,8 +272,7 @@ def test_a_failure_after_its_number_keeps_the_number_for_a_retry(app: App, monke
         return real_reply_to(session, app, inbound, mail, kind, extra)
 
     monkeypatch.setattr(interviews, "reply_to", fail_for_b)
-    for name in ("a", "b", "c"):
-        deliver(app, make_reply(FULL, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    deliver_from_a_b_and_c(app)
     report = run_pass(app)
     assert report.decided == {"numbered": 2, "failed": 1}
     with Session(app.engine) as session:
