@@ -302,3 +302,21 @@ def _started_not_done(entries: list[list[str]], step: str) -> list[list[str]]:
         elif entry[1] == f"{step}-done":
             open_calls.pop((entry[0], entry[2]), None)
     return list(open_calls.values())
+
+
+def test_a_page_left_half_written_by_a_killed_worker_is_cleared_when_it_goes_up_again(tmp_path: Path) -> None:
+    """A kill between writing a page's temporary file and renaming it into place leaves that
+    file; the page's next publication (it was never recorded as up) removes it."""
+    from mailflow.worker import run_pass
+
+    app = build_app(load_settings(make_settings(tmp_path / "site")))
+    deliver_to_maildir(app.settings.incoming.path("path"), make_reply(
+        {n: f"Answer {n}." for n in range(1, 9)}, questions=QUESTIONS))  # fmt: skip
+    page_dir = app.settings.blog.path("path") / "interviews" / "00001"
+    page_dir.mkdir(parents=True)
+    leftover = page_dir / ".index.html.k1ll3d.tmp"
+    leftover.write_text("<html><body>half a pa")
+    run_pass(app)
+    app.close()
+    assert "#00001" in (page_dir / "index.html").read_text()
+    assert not leftover.exists() and [p.name for p in page_dir.iterdir()] == ["index.html"]

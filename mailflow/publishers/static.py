@@ -1,7 +1,8 @@
 """A static site in a folder: one page per interview, an index and an Atom feed.
 
 Each file is written to a temporary name and renamed into place, so a reader (or a
-web server) never sees half a page, and a crash leaves the previous version intact.
+web server) never sees half a page, and a crash leaves the previous version intact (and a
+temporary file, removed when that page is next published).
 Publishing one interview rewrites only its page; the index and feed are rewritten
 once per pass (see worker.py), not once per interview.
 """
@@ -47,7 +48,12 @@ class StaticPublisher:
         """See `Publisher.publish`. The number is the id, so a retry overwrites the same page
         and there is nothing to remember early."""
         html = self.renderer.page("interview.html", page=page, site=self.site)
-        self._write(self.page_dir(page.number) / "index.html", html)
+        target = self.page_dir(page.number) / "index.html"
+        self._write(target, html)
+        # A worker killed half way through writing this page left its temporary file. Only
+        # the worker holding the page's lease writes it, so any other is such a leftover.
+        for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
         return Placement(remote_id=page.number_text, url=self.permalink(page.number))
 
     def unpublish(self, remote_id: str) -> None:
