@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import TypeVar
 
 import schedule
 from sqlalchemy.exc import OperationalError
@@ -230,7 +231,6 @@ def decide_batch(
     lock for the length of one batch, so numbers follow the order of arrival, which parallel
     deciding cannot promise. A complete reply gets its number here; its page, cross-overs
     and reply come after the turn (answer_batch). One commit per batch: each is a flush to disk."""
-    decided: list[str] = []
     try:
         with transaction(app.engine) as session:
             if not lock_key(session, "mailflow-decisions", wait=wait):
@@ -244,20 +244,47 @@ def decide_batch(
                 .with_for_update()  # not SKIP LOCKED: one being read ahead is waited for, numbers follow arrival
             ).all()
             reader.hand_over(session, batch[-1].id or 0 if batch else 0)
-            deadline = time.monotonic() + DECIDE_SECONDS
-            for inbound in batch:
-                if decided and (time.monotonic() > deadline or should_stop()):
-                    break
-                reading = reader.reading(inbound)
-                state = decide_one(session, app, inbound, partial(process_message, session, app, inbound, reading))
+            readings: dict[int, Reading] = {}
+            decided = as_one_unit(
+                session, app, partial(_decide_rows, session, app, batch, reader, readings, should_stop)
+            )
+            for inbound, state in zip(batch[: len(decided)], decided, strict=True):
                 if state == InboundState.NUMBER_ASSIGNED:
-                    numbered[inbound.id or 0] = reading
-                decided.append(state)
+                    numbered[inbound.id or 0] = readings[inbound.id or 0]
     except Exception:
         app.forget_crossovers()  # it may hold interviews this transaction did not keep
         numbered.clear()
         raise
     sender.hand_over()
+    return decided
+
+
+def _decide_rows(
+    session: Session,
+    app: App,
+    batch: Sequence[InboundMessage],
+    reader: ReadAhead,
+    readings: dict[int, Reading],
+    should_stop: StopCheck,
+    one_at_a_time: bool,
+) -> list[str]:
+    """Decide the batch in order, up to DECIDE_SECONDS' worth; each in a savepoint of its own
+    if `one_at_a_time` (decide_one), else all in the caller's, flushed only where a message
+    needs to see what the batch wrote before it (SeenInBatch). Returns the new states."""
+    decided: list[str] = []
+    deadline, seen = time.monotonic() + DECIDE_SECONDS, SeenInBatch()
+    for inbound in batch:
+        if decided and (time.monotonic() > deadline or should_stop()):
+            break
+        reading = readings.get(inbound.id or 0) or reader.reading(inbound)
+        readings[inbound.id or 0] = reading
+        decide = partial(process_message, session, app, inbound, reading)
+        if one_at_a_time:
+            decided.append(decide_one(session, app, inbound, decide))
+            continue
+        if seen.again(reading):
+            session.flush()
+        decided.append(decide().state.value)
     return decided
 
 
@@ -284,19 +311,9 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
             if not app.settings.core.review:
                 app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
             readings = {inbound.id or 0: numbered.get(inbound.id or 0) for inbound, _, _ in rows}
-            try:
-                # As one unit first: one flush for the batch, the cheapest by far. Should any
-                # message fail, that is undone and the batch answered a message at a time, so
-                # the failure is recorded against that message alone.
-                with session.begin_nested(), session.no_autoflush:
-                    answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=False)
-            except OperationalError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - answered again one at a time, where it is recorded
-                why = redact_addresses(f"{type(exc).__name__}: {exc}")[:200]  # no sender's address in the log
-                logger.info("a message in the batch could not be answered (%s); answering them one at a time", why)
-                app.forget_crossovers()
-                answered, older = _answer_rows(session, app, rows, readings, should_stop, one_at_a_time=True)
+            answered, older = as_one_unit(
+                session, app, partial(_answer_rows, session, app, rows, readings, should_stop)
+            )
             refresh_older_pages(session, app, older)
     except Exception:
         app.forget_crossovers()
@@ -317,28 +334,68 @@ def _answer_rows(
     rows: Sequence[AnswerRow],
     readings: dict[int, Reading | None],
     should_stop: StopCheck,
-    *,
     one_at_a_time: bool,
 ) -> tuple[list[str], OlderPages]:
     """Answer the rows in order, up to DECIDE_SECONDS' worth; each in a savepoint of its own
     if `one_at_a_time` (decide_one), else all in the caller's. Returns the new states and
-    the older pages to refresh."""
+    the older pages to refresh. Nothing answering reads needs the batch's own writes
+    flushed: what it needs of them (pages, replies) is known in memory."""
     answered: list[str] = []
     deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
-    for inbound, interview, page in rows:
-        if answered and (time.monotonic() > deadline or should_stop()):
-            break
-        reading = readings[inbound.id or 0] or Reading.of(app, inbound.raw)
-        readings[inbound.id or 0] = reading
-        withdrawn = page is not None  # its page was taken down before it was written
-        answer = partial(answer_numbered, session, app, inbound, interview, reading, older, withdrawn=withdrawn)
-        if one_at_a_time:
-            answered.append(decide_one(session, app, inbound, answer))
-            if answered[-1] == InboundState.FAILED:
-                older.drop(interview.number)
-        else:
-            answered.append(answer().state.value)
+    with nullcontext() if one_at_a_time else session.no_autoflush:
+        for inbound, interview, page in rows:
+            if answered and (time.monotonic() > deadline or should_stop()):
+                break
+            reading = readings[inbound.id or 0] or Reading.of(app, inbound.raw)
+            readings[inbound.id or 0] = reading
+            withdrawn = page is not None  # its page was taken down before it was written
+            answer = partial(answer_numbered, session, app, inbound, interview, reading, older, withdrawn=withdrawn)
+            if one_at_a_time:
+                answered.append(decide_one(session, app, inbound, answer))
+                if answered[-1] == InboundState.FAILED:
+                    older.drop(interview.number)
+            else:
+                answered.append(answer().state.value)
     return answered, older
+
+
+T = TypeVar("T")
+
+
+def as_one_unit(session: Session, app: App, run: Callable[[bool], T]) -> T:
+    """Run a batch's messages as one unit first, `run(False)`: one savepoint and one flush for
+    the batch, the cheapest by far. Should any message fail, that is undone and the batch
+    run again a message at a time, `run(True)`, so the failure is recorded against that
+    message alone (decide_one) and the others go on."""
+    try:
+        with session.begin_nested():
+            return run(False)
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - run again one at a time, where it is recorded
+        why = redact_addresses(f"{type(exc).__name__}: {exc}")[:200]  # no sender's address in the log
+        logger.info("a message in the batch failed (%s); going through them one at a time", why)
+        app.forget_crossovers()
+        return run(True)
+
+
+class SeenInBatch:
+    """Senders and Message-IDs seen so far in a batch run as one unit. The lookups a message
+    needs of earlier ones (an earlier copy, the sender's draft, interview or replies) ask
+    the database by these keys, without flushing: when one comes again, the batch so far
+    is flushed first. Other lookups go through the ORM, which flushes by itself."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def again(self, reading: Reading) -> bool:
+        mail = reading.mail
+        keys = {f"from:{mail.from_address.strip().lower()}", f"id:{mail.message_id}"}
+        if self.keys.isdisjoint(keys):
+            self.keys |= keys
+            return False
+        self.keys = keys
+        return True
 
 
 def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from sqlmodel import Session, select, update
 
 from mailflow.app import App
 from mailflow.cli import main
-from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.models import Draft, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.publishers import Placement
 from mailflow.publishers.static import StaticPublisher
 from mailflow.testing import make_reply
@@ -112,6 +113,25 @@ def test_same_message_delivered_twice_gets_one_number_and_one_reply(app: App) ->
     assert reasons == ["duplicate-message-id"]
 
 
+def test_one_senders_messages_in_one_batch_see_each_other(app: App) -> None:
+    """A batch is decided as one unit, flushed only when a sender comes again: a partial
+    reply and its completion in the same pass make one interview, and the same complete
+    reply sent again gets the same number, as they would a pass apart."""
+    deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<b1@x.net>"))
+    deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<b2@x.net>"))
+    deliver(app, make_reply({1: "Nursing work.", 3: "Shift patterns."}, questions=QUESTIONS, message_id="<p1@x.net>"))
+    rest = {n: text for n, text in FULL.items() if n not in (1, 3)}
+    deliver(app, make_reply(rest, questions=QUESTIONS, message_id="<p2@x.net>"))
+    report = run_pass(app)
+    assert report.decided == {"incomplete": 1, "numbered": 2, "acted_on": 1}
+    with Session(app.engine) as session:
+        kept = {row.number: json.loads(row.answers_json) for row in session.exec(select(Interview))}
+        reasons = [m.reason for m in session.exec(select(InboundMessage).order_by(InboundMessage.id))]
+        assert session.exec(select(Draft)).all() == []
+    assert reasons[1] == "resubmitted-00001" and reasons[3] == "interview-00002"
+    assert [item["answer"] for item in kept[2][:3]] == ["Nursing work.", FULL[2], "Shift patterns."]
+
+
 def test_incomplete_reply_lists_missing_questions_and_the_next_reply_completes_it(app: App) -> None:
     deliver(
         app,
@@ -189,7 +209,14 @@ def fail_nth_call(monkeypatch, module: object, name: str, nth: int, error: Excep
 def test_broken_message_is_kept_with_a_reason_and_the_pass_goes_on(app: App, monkeypatch) -> None:
     from mailflow import background_reading
 
-    fail_nth_call(monkeypatch, background_reading, "extract_answers", 1, RuntimeError("unexpected shape"))
+    real_extract = background_reading.extract_answers
+
+    def fail_for_boom(mail, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if mail.message_id == "<boom@example.net>":
+            raise RuntimeError("unexpected shape")
+        return real_extract(mail, *args, **kwargs)
+
+    monkeypatch.setattr(background_reading, "extract_answers", fail_for_boom)
     deliver(app, make_reply(FULL, questions=QUESTIONS, message_id="<boom@example.net>"))
     deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<fine@example.net>"))
     report = run_pass(app)
@@ -216,15 +243,21 @@ def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypat
     what was decided for them. A failure after the turn: the next test."""
     from mailflow import interviews
 
-    real_allocate, calls = interviews.allocate_number, []
+    real_allocate, real_handle, calls, deciding = interviews.allocate_number, interviews.handle_interview, [], {}
+    failing_sender = f"{'abc'[failing - 1]}@example.net"
 
-    def take_a_number_then_fail_once(session):  # type: ignore[no-untyped-def]
+    def note_the_sender(session, app, inbound, mail, scrubbed):  # type: ignore[no-untyped-def]
+        deciding["from"] = mail.from_address
+        return real_handle(session, app, inbound, mail, scrubbed)
+
+    def take_a_number_then_fail(session):  # type: ignore[no-untyped-def]
         calls.append(real_allocate(session))
-        if len(calls) == failing:
+        if deciding["from"] == failing_sender:
             raise RuntimeError("the disk hiccuped")
         return calls[-1]
 
-    monkeypatch.setattr(interviews, "allocate_number", take_a_number_then_fail_once)
+    monkeypatch.setattr(interviews, "handle_interview", note_the_sender)
+    monkeypatch.setattr(interviews, "allocate_number", take_a_number_then_fail)
     deliver_from_a_b_and_c(app)
     report = run_pass(app)
     assert report.decided == {"numbered": 2, "failed": 1}
@@ -232,24 +265,27 @@ def test_a_failure_after_numbering_undoes_that_message_alone(app: App, monkeypat
         interviews_kept = session.exec(select(Interview).order_by(Interview.number)).all()
         pages = session.exec(select(Publication)).all()
         failed = session.exec(select(InboundMessage).where(InboundMessage.state == "failed")).one()
-    assert calls == ([1, 1, 2] if failing == 1 else [1, 2, 2]), "the number went back"
+    # Tried as one unit, then a message at a time: the failing one's number goes back each time.
+    assert calls == ([1, 1, 1, 2] if failing == 1 else [1, 2, 1, 2, 2]), "the number went back"
     assert [i.number for i in interviews_kept] == [1, 2]
     assert len(pages) == 2 and failed.id not in {i.inbound_id for i in interviews_kept}
     answered = [f"{name}@example.net" for name in "abc" if name != "abc"[failing - 1]]
     assert sorted(m["To"] for m in outbox_messages(app)) == answered
 
 
-def test_a_passing_failure_while_answering_is_tried_again_at_once(app: App, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
-    """A batch of numbered replies is answered as one unit; if one message fails, that is
-    undone and the batch answered a message at a time, so a failure that passes (the disk,
-    the network for a moment) costs nobody their reply."""
+@pytest.mark.parametrize("step", ["allocate_number", "reply_to"], ids=["deciding", "answering"])
+def test_a_passing_failure_is_tried_again_at_once(app: App, monkeypatch, caplog, step: str) -> None:  # type: ignore[no-untyped-def]
+    """A batch is decided as one unit, and its numbered replies answered as one; if one
+    message fails, that is undone and the batch gone through a message at a time, so a
+    failure that passes (the disk, the network for a moment) costs nobody their number,
+    its order or their reply."""
     from mailflow import interviews
 
     caplog.set_level("INFO", logger="mailflow.worker")
-    fail_nth_call(monkeypatch, interviews, "reply_to", 2, RuntimeError("the disk hiccuped"))
+    fail_nth_call(monkeypatch, interviews, step, 2, RuntimeError("the disk hiccuped"))
     deliver_from_a_b_and_c(app)
     assert run_pass(app).decided == {"numbered": 3}
-    assert "answering them one at a time" in caplog.text
+    assert "going through them one at a time" in caplog.text
     sent = outbox_messages(app)
     replies = {m["To"]: m["Subject"] for m in sent}
     assert len(sent) == 3, "one reply each, none twice"
