@@ -17,7 +17,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 RELATED_COUNT = 3
 MIN_SIMILARITY = 0.08  # below this, two interviews share little more than common words
 REFIT_GROWTH = 0.25  # re-weigh the vocabulary once the index has grown by a quarter
-MERGE_PENDING = 64  # rows added since the last merge are kept apart, then merged in one go
+MERGE_PENDING = 64
+QUERY_CHUNK = 32  # texts compared in one product: its scores are (interviews x 32) floats  # rows added since the last merge are kept apart, then merged in one go
 # Catching up re-reads what changed a little before the last look: rows stamped by another
 # worker's clock, or committed just after it, are not missed.
 SYNC_MARGIN = timedelta(seconds=5)
@@ -214,17 +215,10 @@ class CrossoverIndex:
             self._merge_pending()
 
     def _merge_pending(self) -> None:
-        import numpy as np
-        from scipy.sparse import csr_matrix, vstack
+        from scipy.sparse import vstack
 
         assert self._matrix is not None
-        pointers = np.zeros(len(self._pending) + 1, dtype=np.int64)
-        pointers[1:] = np.cumsum([len(columns) for columns, _ in self._pending])
-        rows = csr_matrix(
-            (np.concatenate([w for _, w in self._pending]), np.concatenate([c for c, _ in self._pending]), pointers),
-            shape=(len(self._pending), self._matrix.shape[1]),
-        )
-        self._matrix = vstack([self._matrix, rows], format="csr")
+        self._matrix = vstack([self._matrix, self._as_matrix(self._pending, self._matrix.shape[1])], format="csr")
         self._pending = []
 
     def remove(self, number: int) -> None:
@@ -241,11 +235,7 @@ class CrossoverIndex:
 
         if self._matrix is None or not self._numbers:
             return []
-        position = self._positions.get(number)
-        if position is not None and self._hashes[position] == hash(text):
-            columns, weights = self._row(position)  # already weighed: no need to do it again
-        else:
-            columns, weights = self._weigh(*self._count(text, learn=False))
+        columns, weights = self._query(number, text)
         if not len(columns):
             return []
         query = np.zeros(self._matrix.shape[1])
@@ -253,6 +243,48 @@ class CrossoverIndex:
         scores = self._matrix @ query
         if self._pending:
             scores = np.concatenate([scores, [float(w @ query[c]) for c, w in self._pending]])
+        return self._closest(scores, number, count)
+
+    def related_many(self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT) -> list[list[int]]:
+        """`related` for each (number, text), as one sparse product per QUERY_CHUNK of them:
+        a batch refreshing the links of a hundred older pages pays for a few products, not
+        a hundred."""
+        import numpy as np
+        from scipy.sparse import vstack
+
+        if self._matrix is None or not self._numbers:
+            return [[] for _ in items]
+        width, found = self._matrix.shape[1], []
+        pending = self._as_matrix(self._pending, width)
+        stacked = vstack([self._matrix, pending], format="csr") if self._pending else self._matrix
+        for start in range(0, len(items), QUERY_CHUNK):
+            chunk = items[start : start + QUERY_CHUNK]
+            scores = (stacked @ self._as_matrix([self._query(n, t) for n, t in chunk], width).T).toarray()
+            found += [self._closest(np.ravel(scores[:, j]), n, count) for j, (n, _) in enumerate(chunk)]
+        return found
+
+    def _query(self, number: int, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The row to compare `text` by: its own if the index holds that text already."""
+        position = self._positions.get(number)
+        if position is not None and self._hashes[position] == hash(text):
+            return self._row(position)  # already weighed: no need to do it again
+        return self._weigh(*self._count(text, learn=False))
+
+    @staticmethod
+    def _as_matrix(rows: Sequence[tuple[np.ndarray, np.ndarray]], width: int) -> csr_matrix:
+        import numpy as np
+        from scipy.sparse import csr_matrix
+
+        pointers = np.zeros(len(rows) + 1, dtype=np.int64)
+        pointers[1:] = np.cumsum([len(columns) for columns, _ in rows])
+        data = np.concatenate([w for _, w in rows]) if rows else np.zeros(0)
+        indices = np.concatenate([c for c, _ in rows]) if rows else np.zeros(0, dtype=np.int64)
+        return csr_matrix((data, indices, pointers), shape=(len(rows), width))
+
+    def _closest(self, scores: np.ndarray, number: int, count: int) -> list[int]:
+        """The best `count` numbers by `scores` (one per row of the index), never `number`."""
+        import numpy as np
+
         candidates = min(count + 1, len(scores))
         best = (
             np.argpartition(-scores, candidates - 1)[:candidates]
@@ -286,13 +318,19 @@ def apply_host_links(links: list[CrossLink], number: int, automatic: list[int]) 
 
 
 def refresh_related(
-    session: Session, index: CrossoverIndex, interview: Interview, links: list[CrossLink] | None = None
+    session: Session,
+    index: CrossoverIndex,
+    interview: Interview,
+    links: list[CrossLink] | None = None,
+    automatic: list[int] | None = None,
 ) -> bool:
     """Recompute one interview's related links; True if they changed (its page needs updating).
-    `links`: the host's links from it, when the caller has already read them."""
+    `links`: the host's links from it, and `automatic`: the index's closest to it, when the
+    caller has already read them (for many at once)."""
     if links is None:
         links = host_links(session, [interview.number]).get(interview.number, [])
-    automatic = index.related(interview.number, interview_text(interview.answers_json))
+    if automatic is None:
+        automatic = index.related(interview.number, interview_text(interview.answers_json))
     related = apply_host_links(links, interview.number, automatic)
     if json.loads(interview.related_json) == related:
         return False

@@ -4,7 +4,6 @@ a reply to the number confirmation with changed answers edits the same interview
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -23,8 +22,6 @@ from mailflow.render import format_number
 from mailflow.replies import last_sent_kind_within, reply_to
 from mailflow.scrub import scrub_answers
 from mailflow.states import Decision, InboundState, PublicationState, join_reasons, now, transition
-
-logger = logging.getLogger(__name__)
 
 
 def handle_interview(
@@ -116,7 +113,6 @@ def answer_numbered(
         "limit": limit,
     }
     blocked = reply_to(session, app, inbound, mail, "numbered", context)
-    logger.info("message %s: interview %05d", inbound.id, interview.number)
     interview.updated_at = now()  # the digest lists it from now: it has its page
     notes = (f"interview-{interview.number:05d}", "answers-shortened" if shortened else "", blocked)
     return InboundState.NUMBERED, join_reasons(*notes)
@@ -165,8 +161,9 @@ class OlderPages:
             .where(Interview.number.in_(self.newer))  # type: ignore[attr-defined]
         ).all()
         their_links = host_links(session, self.newer)
-        for other, publication in rows:
-            if refresh_related(session, index, other, their_links.get(other.number, [])):
+        closest = index.related_many([(other.number, interview_text(other.answers_json)) for other, _ in rows])
+        for (other, publication), automatic in zip(rows, closest, strict=True):
+            if refresh_related(session, index, other, their_links.get(other.number, []), automatic):
                 requeue(publication)
         told = {other.id: self.newer[other.number] for other, _ in rows if self.newer[other.number]}
         for subscription in session.exec(select(Subscription).where(Subscription.interview_id.in_(told))).all():  # type: ignore[attr-defined]

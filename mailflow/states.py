@@ -122,7 +122,9 @@ class HasState(Protocol):
 
 
 def transition(row: HasState, new: enum.StrEnum, *, field: str = "state", reason: str = "") -> None:
-    """Move `row` to `new` if the table allows it; stamp the time and log one line."""
+    """Move `row` to `new` if the table allows it; stamp the time and log one line: at INFO
+    where a row ends up or waits, at DEBUG a message's passing state (a host reading the
+    log of a 2,000-message backlog wants a line per outcome, not per step)."""
     current = getattr(row, field)
     allowed = ALLOWED[type(new)].get(current, set())
     if new not in allowed:
@@ -130,7 +132,8 @@ def transition(row: HasState, new: enum.StrEnum, *, field: str = "state", reason
     setattr(row, field, new.value)
     row.updated_at = now()
     if field == "state":
-        logger.info("%s %s: %s%s", type(row).__name__, row.id, new.value, f" ({reason})" if reason else "")
+        level = logging.DEBUG if new in IN_PROGRESS else logging.INFO
+        logger.log(level, "%s %s: %s%s", type(row).__name__, row.id, new.value, f" ({reason})" if reason else "")
 
 
 def now() -> datetime:

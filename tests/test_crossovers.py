@@ -52,6 +52,22 @@ def test_an_index_grown_one_by_one_finds_what_a_fresh_one_finds() -> None:
     assert 46 not in grown.related(0, probe) and len(grown) == len(texts) - 1
 
 
+def test_many_compared_at_once_find_what_each_finds_alone() -> None:
+    """The older pages of a batch are compared in one product (related_many): the same
+    answers as one at a time, for rows merged and pending, texts held and new, and a text
+    with no known word."""
+    texts = {n: f"{(WAREHOUSE, NURSING, TEACHING)[n % 3]} Shift {n % 7}, town {n % 11}." for n in range(1, 80)}
+    index = CrossoverIndex(list(texts.items())[:60])
+    for number, text in list(texts.items())[60:]:
+        index.add(number, text)  # some rows pending
+    assert index._pending, "the test needs pending rows"
+    asked = [*texts.items(), (200, "Night shifts driving a forklift."), (201, "Zyx qwv."), (7, NURSING)]
+    alone = [index.related(number, text) for number, text in asked]
+    assert index.related_many(asked) == alone
+    assert sum(1 for found in alone if found) > 70, "most have cross-overs: the comparison means something"
+    assert CrossoverIndex().related_many(asked[:2]) == [[], []]
+
+
 def number_replies(app: App, *texts: str) -> None:
     for text in texts:
         answers = {n: f"{text} ({n})" for n in range(1, len(QUESTIONS) + 1)}

@@ -250,7 +250,7 @@ class SmtpOutbox:
             ) from None
         if refused:  # accepted for some recipients: sending again would duplicate it for them
             logger.warning("outbox %s: sent, but refused for %d recipient(s)", mail.outbox_id, len(refused))
-        logger.info("outbox %s: handed to %s", mail.outbox_id, self.settings.server.host)
+        logger.debug("outbox %s: handed to %s", mail.outbox_id, self.settings.server.host)
 
     def _connection(self) -> smtplib.SMTP:
         if self._broken is not None:
