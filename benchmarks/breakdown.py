@@ -37,7 +37,7 @@ from mailflow.testing import fresh_postgres_database, make_settings
 Seconds = dict[str, float]
 TIMED = {
     "mailflow.worker": [
-        "process_all", "decide_batch", "answer_batch", "decide_one", "process_message", "send_and_publish", "file_all",
+        "process_all", "decide_batch", "answer_batch", "decide_one", "process_message", "publish", "send_the_rest", "file_all",
     ],
     "mailflow.process": ["_is_duplicate", "classify"],
     "mailflow.reading": ["parse_message", "read_answers"],

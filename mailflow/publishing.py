@@ -29,8 +29,11 @@ LISTING_SIZE = 50  # the newest interviews an index or feed shows; older ones ke
 SHOWN_IN_PAGE = "in-page"  # Comment.remote_id when the page itself shows the comment
 
 
-def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, int]:
-    """Take down, then publish, what is due; returns (published, not published, withdrawn)."""
+def publish_all(
+    app: App, should_stop: Callable[[], bool], after_each_batch: Callable[[], None] = lambda: None
+) -> tuple[int, int, int]:
+    """Take down, then publish, what is due; returns (published, not published, withdrawn).
+    `after_each_batch`: the background sender's turn to lease its next emails."""
     withdrawn = sum(
         withdraw_one(app, row_id) for row_id in due_ids(app, Publication, PublicationState.WITHDRAWAL_QUEUED)
     )
@@ -42,6 +45,7 @@ def publish_all(app: App, should_stop: Callable[[], bool]) -> tuple[int, int, in
             break
         done, not_done = publish_batch(app, due[start : start + batch])
         published, failed = published + done, failed + not_done
+        after_each_batch()
     if published or withdrawn or app.listing_stale:
         outcome = attempt(lambda: refresh_listing(app), "listing")
         app.listing_stale = isinstance(outcome, Failure)

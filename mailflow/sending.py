@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from mailflow.app import App
 from mailflow.db import claim, lease_until, transaction
 from mailflow.models import OutboxItem
-from mailflow.outbox import OutgoingMail
+from mailflow.outbox import Outbox, OutgoingMail, connections, make_outbox
 from mailflow.retries import Failure, attempt, due_ids, record_failure
 from mailflow.states import OutboxState, now, transition
 
@@ -95,8 +95,14 @@ class BackgroundSender:
         self._recording: set[int] = set()
         self._todo: queue.SimpleQueue[OutgoingMail | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._send, name="mailflow-sender", daemon=True)
-        self._thread.start()
+        settings = app.settings
+        extra = [make_outbox(settings.outgoing, settings.incoming) for _ in range(connections(settings.outgoing) - 1)]
+        self._threads = [
+            threading.Thread(target=self._send, args=(outbox,), name=f"mailflow-sender-{n}", daemon=True)
+            for n, outbox in enumerate([app.outbox, *extra])
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def settle(self, session: Session) -> None:
         """Within the pass's transaction: record what was sent, lease what is due next. No
@@ -134,27 +140,43 @@ class BackgroundSender:
         self._in_flight += len(self._leased)
         self._leased = []
 
-    def finish(self) -> None:
-        """Hand over what is still due, wait until everything handed over is sent, record it."""
+    def top_up(self) -> None:
+        """In a transaction of its own: record what was sent, hand over what is due next."""
+        with transaction(self.app.engine) as session:
+            self.settle(session)
+        self.hand_over()
+
+    def finish(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Send everything still due, HAND_OVER_BATCH at a time; wait until everything handed
+        over is sent, and record it."""
         try:
-            with transaction(self.app.engine) as session:
-                self.settle(session)
-            self.hand_over()
+            while True:
+                self.top_up()
+                if not self._in_flight or should_stop():
+                    break
+                self._collect(until=HAND_OVER_BATCH // 2)  # then lease the next ones
         finally:
-            self._todo.put(None)
-            self._thread.join()
+            for _ in self._threads:
+                self._todo.put(None)
+            for thread in self._threads:
+                thread.join()
         with transaction(self.app.engine) as session:
             self._record(session)
         self.hand_over()
 
-    def _record(self, session: Session) -> None:
-        while True:
+    def _collect(self, until: int | None = None) -> None:
+        """Take the threads' outcomes; with `until`, wait until no more than that are in flight."""
+        while self._in_flight:
             try:
-                outbox_id, outcome = self._done.get_nowait()
+                wait = until is not None and self._in_flight > until
+                outbox_id, outcome = self._done.get(block=wait)
             except queue.Empty:
                 break
             self._outcomes[outbox_id] = outcome
             self._in_flight -= 1
+
+    def _record(self, session: Session) -> None:
+        self._collect()
         self._recording = set()
         if not self._outcomes:
             return
@@ -169,10 +191,10 @@ class BackgroundSender:
         for outbox_id in set(self._outcomes) - self._recording:
             del self._outcomes[outbox_id]
 
-    def _send(self) -> None:
+    def _send(self, outbox: Outbox) -> None:
         try:
             while (mail := self._todo.get()) is not None:
-                outcome = attempt(lambda: self.app.outbox.send(mail), f"outbox {mail.outbox_id}")
+                outcome = attempt(lambda: outbox.send(mail), f"outbox {mail.outbox_id}")
                 self._done.put((mail.outbox_id, outcome))
         finally:
-            self.app.outbox.close()
+            outbox.close()

@@ -1,13 +1,14 @@
 """A pass is a short tuple of verbs: fetch, process, send, publish, file.
 
 fetch   stores each new message raw as `received` and commits, before anything else;
-process decides received messages oldest first, a batch per transaction and each message
-        in a savepoint of its own (process.py); numbered replies are then answered a batch
-        at a time (one savepoint for the batch, one per message should any fail), while a
-        background sender already sends the replies of the batches before (sending.py) and,
-        for a backlog, a second process reads the next messages (background_reading.py);
+process decides received messages oldest first, a batch per transaction as one unit (one
+        savepoint; one per message should any fail: process.py); numbered replies are then
+        answered a batch at a time the same way, while a background sender already sends
+        the replies of the batches before (sending.py) and, for a backlog, a second process
+        reads the next messages (background_reading.py);
+publish puts queued interviews on the blog, then refreshes the listing once, while the
+        sender sends the last replies;
 send    hands what is still queued to the outbox, with bounded retries;
-publish puts queued interviews on the blog, then refreshes the listing once;
 file    moves or marks the mailbox copies of decided messages, a batch per command.
 Each step acts on rows, so a crash anywhere resumes on the next pass without a second
 number, reply or page. `run_forever` repeats passes on a schedule until SIGTERM/Ctrl-C.
@@ -96,9 +97,15 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             return report
         step(fetch, app, report, should_stop)
         app.recheck_crossovers()  # other processes may have changed interviews since the last pass
-        step(process_all, app, report, should_stop)
-        step(queue_scheduled_mail, app)
-        step(send_and_publish, app, report, should_stop)
+        sender = BackgroundSender(app)  # sends while the pass decides and publishes
+        try:
+            step(process_all, app, report, sender, should_stop)
+            step(queue_scheduled_mail, app)
+            step(publish, app, report, sender, should_stop)
+        finally:
+            sender.finish(should_stop)
+            report.add_sent(sender.sent, sender.failed)
+        step(send_the_rest, app, report, should_stop)
         step(file_all, app, report)
         step(purge_expired, app)
         record_pass(app, report)
@@ -120,11 +127,15 @@ def step(action: Callable[..., object], *args: object) -> None:
         logger.exception("the %s step failed; the rest of the pass goes on", getattr(action, "__name__", "?"))
 
 
-def send_and_publish(app: App, report: PassReport, should_stop: StopCheck) -> None:
+def publish(app: App, report: PassReport, sender: BackgroundSender, should_stop: StopCheck) -> None:
+    """Put what is due on the blog while the sender sends the last replies."""
+    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop, sender.top_up)
+
+
+def send_the_rest(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    """What the sender did not take: follow-ups written while publishing (a page's address),
+    and anything a failed step left queued."""
     report.add_sent(*send_all(app, should_stop))
-    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop)
-    if report.published:  # follow-ups written while publishing (a page's address) go now
-        report.add_sent(*send_all(app, should_stop))
 
 
 def record_pass(app: App, report: PassReport) -> None:
@@ -172,7 +183,7 @@ def _store(app: App, batch: list[dict[str, object]]) -> int:
         return insert_new(session, InboundMessage, batch, key="source_key")
 
 
-def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
+def process_all(app: App, report: PassReport, sender: BackgroundSender, should_stop: StopCheck) -> None:
     """Decide every waiting message, a batch per transaction, while a background sender
     sends the replies already decided. A batch is decided in turn (numbers follow arrival),
     then the numbered replies of the batch are answered (pages, cross-overs, replies) while
@@ -185,7 +196,7 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
     progress = tqdm(total=waiting, unit="msg", disable=waiting < PROGRESS_FROM or not sys.stderr.isatty())
-    sender, reader, numbered = BackgroundSender(app), ReadAhead(app), Numbered()
+    reader, numbered = ReadAhead(app), Numbered()
 
     def count(states: list[str]) -> None:
         final = [state for state in states if state != InboundState.NUMBER_ASSIGNED]
@@ -212,8 +223,6 @@ def process_all(app: App, report: PassReport, should_stop: StopCheck) -> None:
                     break
     finally:
         reader.close()
-        sender.finish()
-        report.add_sent(sender.sent, sender.failed)
 
 
 Numbered = dict[int, Reading]

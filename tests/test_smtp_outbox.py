@@ -193,3 +193,48 @@ def test_xoauth2_runs_the_token_command_and_names_it_when_refused(services: Serv
     with pytest.raises(DeliveryError, match=r"OAuth2 token.*\[outgoing\] username and oauth2_token_command"):
         smtp.send(mail("seeker@elsewhere.test"))
     assert marker.exists()
+
+
+def peers_of(services: Services, message_ids: list[str]) -> list[str]:
+    """The client address and port each message came in on, as the server logged it."""
+    log = Path(services["SMTP_LOG"]).read_text()
+    peers = []
+    for message_id in message_ids:
+        [(name, _)] = received(services, message_id)
+        peers.append(re.search(r"(\('127\.0\.0\.1', \d+\)): accepted .* as " + re.escape(name), log).group(1))  # type: ignore[union-attr]
+    return peers
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_the_background_sender_sends_everything_once_over_its_connections(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, connections: int
+) -> None:
+    """A backlog's replies go side by side over `[outgoing] connections`, each email once;
+    at the end of a pass the sender leases and sends what is left, a lease at a time,
+    leaving nothing for the one-by-one send step."""
+    from mailflow import sending
+
+    path = services.settings_ini(tmp_path, incoming={"backend": "maildir", "path": "inbox"},
+                                 outgoing={"connections": str(connections)})  # fmt: skip
+    app = build_app(load_settings(path))
+    monkeypatch.setattr(sending, "HAND_OVER_BATCH", 4)  # several leases for 24 emails
+    try:
+        ids = [queue(app, f"seeker+{n}@elsewhere.test") for n in range(24)]
+        sender = sending.BackgroundSender(app)
+        sender.finish()
+        assert (sender.sent, sender.failed) == (24, 0)
+        assert send_all(app) == (0, 0), "nothing left over"
+    finally:
+        app.close()
+    sent = rows(app)
+    assert {sent[n].state for n in ids} == {"sent"}
+    peers = peers_of(services, [sent[n].message_id for n in ids])  # each received exactly once
+    assert len(set(peers)) == connections
+
+
+@pytest.mark.parametrize("value", ["0", "9", "many"])
+def test_connections_out_of_range_names_the_setting(services: Services, tmp_path: Path, value: str) -> None:
+    path = services.settings_ini(tmp_path, incoming={"backend": "maildir", "path": "inbox"},
+                                 outgoing={"connections": value})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"\[outgoing\] connections (must be between 1 and 8|must be a whole)"):
+        build_app(load_settings(path))

@@ -187,7 +187,9 @@ def test_a_page_another_worker_holds_is_recorded_after_the_others(postgres_app: 
     this worker holds no row the other may be waiting for (no deadlock)."""
     app = postgres_app
     fetched(app, 2)
-    process_all(app, PassReport(), never)
+    sender = BackgroundSender(app)
+    process_all(app, PassReport(), sender, never)
+    sender.finish()
     with Session(app.engine) as session:
         first, second = [p.id or 0 for p in session.exec(select(Publication).order_by(Publication.id)).all()]
 

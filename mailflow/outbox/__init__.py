@@ -9,7 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailflow.config import Section, choose_backend
+from mailflow.config import ConfigError, Section, choose_backend
+
+MAX_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -58,4 +60,20 @@ BACKENDS: dict[str, OutboxFactory] = {"maildir": _maildir, "smtp": _smtp}
 
 
 def make_outbox(section: Section, incoming: Section | None = None) -> Outbox:
+    connections(section)  # a wrong value is named when the settings are read, not mid-pass
     return choose_backend(section, BACKENDS, "maildir")(section, incoming)
+
+
+def connections(section: Section) -> int:
+    """How many connections the background sender keeps open at once. A mail server answers
+    each command of each email in turn, so one connection waits most of the time; several
+    send side by side, as mail servers do between themselves. A Maildir has nothing to wait
+    for: one."""
+    if section.text("backend", "maildir").lower() != "smtp":
+        return 1
+    count = section.integer("connections", 3)
+    if not 1 <= count <= MAX_CONNECTIONS:
+        raise ConfigError(
+            f"{section.where('connections')} must be between 1 and {MAX_CONNECTIONS} (3 suits most mail servers)."
+        )
+    return count
