@@ -12,10 +12,13 @@ boilerplate end an answer. The plain and the HTML part are both read; the richer
 
 from __future__ import annotations
 
+import functools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import NamedTuple
 
 import html2text
 
@@ -25,7 +28,15 @@ MAX_TEXT = 200_000  # characters read per body; real replies are far shorter
 MAX_QUESTION_LINE = 400
 QUESTION_MATCH = 0.82  # similarity for a question found by its text alone
 NUMBERED_QUESTION_MATCH = 0.6  # ... and when its number agrees too
-Target = tuple[str, SequenceMatcher[str]]  # a question, normalised, and its matcher
+
+
+class Target(NamedTuple):
+    """A question, normalised; its matcher; and its letters counted, for the cheap bound."""
+
+    text: str
+    matcher: SequenceMatcher[str]
+    letters: Counter[str]
+
 
 _QUOTE = re.compile(r"^[ \t]*((?:>[ \t]?)+)")
 _NUMBER = re.compile(
@@ -65,6 +76,7 @@ _SIGN_OFF = re.compile(
 )
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")  # never valid in a page or XML
 _NAME_LINE = re.compile(r"^[A-Z][\w'’-]*\.?(?:\s+[A-Z][\w'’-]*\.?){0,2}$")  # "Jane Roe", "J. Roe"
+_PUNCTUATION = re.compile(r"[^\w\s]")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
@@ -128,10 +140,7 @@ def html_to_text(html: str) -> str:
 
 def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], trust_numbers: bool) -> dict[int, str]:
     lines = _split_lines(text)
-    # One matcher per question, reused for every line: SequenceMatcher indexes its second
-    # sequence once, and that indexing was most of the cost of reading a reply.
-    targets = [(target, SequenceMatcher(None, "", target)) for target in map(_normalise, questions)]
-    markers = _find_question_markers(lines, targets)
+    markers = _find_question_markers(lines, _targets(tuple(questions)))
     found: dict[int, str] = {}
     for position, marker in enumerate(markers):
         end = markers[position + 1].index if position + 1 < len(markers) else len(lines)
@@ -149,6 +158,14 @@ def _answers_from_text(text: str, questions: Sequence[str], noise: set[str], tru
     return found
 
 
+@functools.lru_cache(maxsize=8)
+def _targets(questions: tuple[str, ...]) -> list[Target]:
+    """One matcher per question, reused for every line of every reply: SequenceMatcher
+    indexes its second sequence once, and that indexing was most of the cost of reading a
+    reply. (Each process reads on one thread: the worker's, or its background reader's.)"""
+    return [Target(text, SequenceMatcher(None, "", text), Counter(text)) for text in map(_normalise, questions)]
+
+
 def _split_lines(text: str) -> list[_Line]:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\xa0", " ")
     text = _CONTROL.sub("", text.replace("\u200b", "").replace("\ufeff", ""))
@@ -162,7 +179,7 @@ def _split_lines(text: str) -> list[_Line]:
 
 def _normalise(text: str) -> str:
     text = text.lower().replace("\u2019", "'").replace("what's", "what is")
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    return " ".join(_PUNCTUATION.sub(" ", text).split())
 
 
 def _split_number(text: str) -> tuple[int | None, str]:
@@ -218,18 +235,24 @@ def _best_question(text: str, number: int | None, targets: list[Target], *, has_
         return None
     best_number, best_ratio = None, 0.0
     threshold = QUESTION_MATCH if has_mark else 0.92
-    for position, (target, matcher) in enumerate(targets, start=1):
+    letters: Counter[str] | None = None
+    for position, (target, matcher, target_letters) in enumerate(targets, start=1):
         if abs(len(candidate) - len(target)) > max(len(target), 12) * 0.6:
             continue
         bonus = QUESTION_MATCH - NUMBERED_QUESTION_MATCH if number == position else 0.0
         if candidate == target:  # the question quoted as we sent it: the usual case
             ratio = 1.0 + bonus
         else:
-            # The cheap upper bounds first: most lines are nowhere near any question.
-            needed = max(best_ratio, threshold) - bonus
-            matcher.set_seq1(candidate)
-            if matcher.real_quick_ratio() < needed or matcher.quick_ratio() < needed:
+            # The cheap upper bounds of difflib's ratio first, as its real_quick_ratio and
+            # quick_ratio compute them (by length, by letters shared): most lines are nowhere
+            # near any question. The letters of the line are counted once for all questions.
+            needed, total = max(best_ratio, threshold) - bonus, len(candidate) + len(target)
+            if 2.0 * min(len(candidate), len(target)) / total < needed:
                 continue
+            letters = letters if letters is not None else Counter(candidate)
+            if 2.0 * sum(min(n, target_letters[letter]) for letter, n in letters.items()) / total < needed:
+                continue
+            matcher.set_seq1(candidate)
             ratio = matcher.ratio() + bonus
         if ratio > best_ratio:
             best_number, best_ratio = position, ratio

@@ -86,6 +86,11 @@ class App:
         database = sqlite_path(self.settings.core.database, self.settings.base_dir)
         return (database.parent if database else self.settings.base_dir / "var") / "mailflow.lock"
 
+    @property
+    def workers_path(self) -> Path:
+        """Where the workers of this installation on this machine hold their slots (neighbours.py)."""
+        return self.lock_path.with_name("workers")
+
     def email_context(self) -> dict[str, object]:
         """What every email template may use."""
         return {

@@ -15,6 +15,7 @@ from mailflow.app import App
 from mailflow.background_reading import BackgroundReader, HowToRead, ReadMessage, read_answers
 from mailflow.db import transaction
 from mailflow.models import InboundMessage
+from mailflow.neighbours import spare_core
 from mailflow.parsing import ParsedMail, parse_message
 from mailflow.states import InboundState
 
@@ -73,8 +74,9 @@ class ReadAhead:
         self._handed_up_to = 0  # the newest inbound id handed to the second process
 
     def read_in_background(self, waiting: int) -> None:
-        """With a backlog of `waiting` messages, start a second process to read ahead."""
-        if waiting >= BACKGROUND_FROM and self._background is None:
+        """With a backlog of `waiting` messages and a core to spare, start a second process to
+        read ahead. Without one (as many workers here as cores) it would only slow them."""
+        if waiting >= BACKGROUND_FROM and self._background is None and spare_core(self.app.workers_path):
             try:
                 self._background = BackgroundReader(how_to_read(self.app))
             except OSError as exc:  # no process to be had (memory, limits): read in turn, as for a few

@@ -41,6 +41,7 @@ from mailflow.errors import SourceError
 from mailflow.files import write_atomically
 from mailflow.interviews import OlderPages
 from mailflow.models import InboundMessage, Interview, Publication
+from mailflow.neighbours import present
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
 from mailflow.process import Outcome, answer_numbered, process_message
@@ -95,22 +96,27 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
             logger.info("another pass is running; this one steps aside")
             report.skipped_locked = True
             return report
-        step(fetch, app, report, should_stop)
-        app.recheck_crossovers()  # other processes may have changed interviews since the last pass
-        sender = BackgroundSender(app)  # sends while the pass decides and publishes
-        try:
-            step(process_all, app, report, sender, should_stop)
-            step(queue_scheduled_mail, app)
-            step(publish, app, report, sender, should_stop)
-        finally:
-            sender.finish(should_stop)
-            report.add_sent(sender.sent, sender.failed)
-        step(send_the_rest, app, report, should_stop)
-        step(file_all, app, report)
-        step(purge_expired, app)
+        with present(app.workers_path):
+            run_steps(app, report, should_stop)
         record_pass(app, report)
     logger.info("pass: %s", report.summary())
     return report
+
+
+def run_steps(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    step(fetch, app, report, should_stop)
+    app.recheck_crossovers()  # other processes may have changed interviews since the last pass
+    sender = BackgroundSender(app)  # sends while the pass decides and publishes
+    try:
+        step(process_all, app, report, sender, should_stop)
+        step(queue_scheduled_mail, app)
+        step(publish, app, report, sender, should_stop)
+    finally:
+        sender.finish(should_stop)
+        report.add_sent(sender.sent, sender.failed)
+    step(send_the_rest, app, report, should_stop)
+    step(file_all, app, report)
+    step(purge_expired, app)
 
 
 def step(action: Callable[..., object], *args: object) -> None:

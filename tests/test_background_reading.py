@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlmodel import Session, select
 
-from mailflow import background_reading, reading, worker
+from mailflow import background_reading, neighbours, reading, worker
 from mailflow.app import App
 from mailflow.models import InboundMessage, Interview
 from mailflow.parsing import ParsedMail, parse_message
@@ -42,6 +42,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> list[ParsedMail]:
     monkeypatch.setattr(reading, "BACKGROUND_FROM", 1)
     monkeypatch.setattr(reading, "BACKGROUND_BATCH", 3)
     monkeypatch.setattr(worker, "DECIDE_BATCH", 3)
+    monkeypatch.setattr(neighbours.os, "sched_getaffinity", lambda pid: {0, 1})  # a core to spare, whatever runs this
     parsed_here: list[ParsedMail] = []
 
     def counting_parse(raw: bytes) -> ParsedMail:
@@ -89,6 +90,27 @@ def test_a_backlog_is_read_by_a_second_process_and_decided_as_without_it(
         parse_message(raw).message_id for raw in _raw_in_arrival_order(app)[:3]
     ]
     assert any("peak memory" in record.getMessage() for record in caplog.records)
+
+
+def test_with_as_many_workers_here_as_cores_no_second_process_starts(
+    app: App, small_batches: list[ParsedMail], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker of this installation holds a slot on this two-core machine: with this
+    one, no core is spare, and reading ahead would only slow both. Once it is gone, the
+    next backlog is read ahead again."""
+    started: list[object] = []
+    real_reader = reading.BackgroundReader
+    monkeypatch.setattr(reading, "BackgroundReader", lambda *args: started.append(args) or real_reader(*args))
+    deliver_backlog(app)
+    with neighbours.present(app.workers_path):  # the other worker
+        assert neighbours.workers_here(app.workers_path) == 1
+        assert run_pass(app).decided == {"numbered": 12, "questionnaire_sent": 1}
+    assert started == [] and len(small_batches) == 13, "every message read in its turn"
+    assert neighbours.workers_here(app.workers_path) == 0
+    for sender in SENDERS:
+        deliver(app, make_reply({**FULL, 1: "Changed my mind about the first."}, sender=sender, questions=QUESTIONS))
+    run_pass(app)
+    assert len(started) == 1
 
 
 def test_a_pass_of_a_few_messages_starts_no_second_process(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
