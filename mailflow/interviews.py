@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
+from mailflow.batch_facts import facts_for
 from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
 from mailflow.models import CrossLink, Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.numbering import allocate_number
@@ -63,8 +64,11 @@ _HAS_DRAFT = select(Draft.sender_hash).where(Draft.sender_hash == bindparam("sen
 def _draft_of(session: Session, sender_hash: str) -> Draft | None:
     """The sender's draft, if any. Almost every reply comes without one: asked first without
     the ORM, whose lookup of a row that is not there costs several times more."""
-    found = session.connection().execute(_HAS_DRAFT, {"sender_hash": sender_hash}).first()
-    return session.get(Draft, sender_hash) if found is not None else None
+    if (drafts := facts_for(session).drafts) is not None:
+        found = sender_hash in drafts
+    else:
+        found = session.connection().execute(_HAS_DRAFT, {"sender_hash": sender_hash}).first() is not None
+    return session.get(Draft, sender_hash) if found else None
 
 
 def _assign_number(session: Session, app: App, inbound: InboundMessage, found: dict[int, str]) -> Decision:
@@ -282,6 +286,8 @@ def _same_interview(session: Session, sender_hash: str, answers_json: str) -> in
     the ORM, as every complete reply asks)."""
     if not sender_hash:
         return None
+    if (interviews := facts_for(session).interviews) is not None:
+        return interviews.get(sender_hash, {}).get(answers_json)
     found = session.connection().execute(_SAME_ANSWERS, {"sender_hash": sender_hash, "answers_json": answers_json})
     return found.scalar()
 
@@ -310,6 +316,10 @@ def interview_confirmed_in(session: Session, mail: ParsedMail, sender_hash: str)
     referenced = [*mail.in_reply_to, *mail.references]
     if not referenced or not sender_hash:
         return None
-    found = session.connection().execute(_CONFIRMED_IN, {"referenced": referenced, "sender_hash": sender_hash})
-    interview_id = found.scalar()
+    if (confirmed := facts_for(session).confirmations) is not None:
+        confirmations = confirmed.get(sender_hash, {})
+        interview_id = next((confirmations[r] for r in referenced if r in confirmations), None)
+    else:
+        found = session.connection().execute(_CONFIRMED_IN, {"referenced": referenced, "sender_hash": sender_hash})
+        interview_id = found.scalar()
     return session.get(Interview, interview_id) if interview_id is not None else None

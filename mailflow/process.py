@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from mailflow import comments, conversations, host, interviews
 from mailflow.app import App
 from mailflow.authresults import sender_authentication
+from mailflow.batch_facts import facts_for
 from mailflow.classify import Verdict, classify
 from mailflow.identity import sender_hash
 from mailflow.models import InboundMessage, Interview
@@ -100,6 +101,8 @@ def _is_duplicate(session: Session, inbound: InboundMessage) -> bool:
     run without the ORM: this runs for every message.)"""
     if not inbound.message_id:
         return False
+    if (decided := facts_for(session).decided_message_ids) is not None:
+        return inbound.message_id in decided
     found = session.connection().execute(_ANOTHER_COPY, {"message_id": inbound.message_id, "inbound_id": inbound.id})
     return found.first() is not None
 

@@ -35,10 +35,12 @@ from sqlmodel import Session, func, select
 from tqdm import tqdm
 
 from mailflow.app import App
+from mailflow.batch_facts import BatchFacts, known
 from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
+from mailflow.identity import sender_hash
 from mailflow.interviews import OlderPages
 from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.neighbours import present
@@ -284,22 +286,28 @@ def _decide_rows(
     one_at_a_time: bool,
 ) -> list[str]:
     """Decide the batch in order, up to DECIDE_SECONDS' worth; each in a savepoint of its own
-    if `one_at_a_time` (decide_one), else all in the caller's, flushed only where a message
-    needs to see what the batch wrote before it (SeenInBatch). Returns the new states."""
+    if `one_at_a_time` (decide_one), else all in the caller's, with what the lookups ask
+    asked once for the batch (batch_facts.py), flushed only where a message needs to see
+    what the batch wrote before it (SeenInBatch). Returns the new states."""
     decided: list[str] = []
-    deadline, seen = time.monotonic() + DECIDE_SECONDS, SeenInBatch()
     for inbound in batch:
+        if inbound.id not in readings:
+            readings[inbound.id or 0] = reader.reading(inbound)
+    read, seen = [readings[inbound.id or 0] for inbound in batch], SeenInBatch(app)
+    facts = None if one_at_a_time or not read else BatchFacts.for_deciding(session, *seen.keys_of(read))
+    deadline = time.monotonic() + DECIDE_SECONDS  # read first: what is read is decided
+    for inbound, reading in zip(batch, read, strict=True):
         if decided and (time.monotonic() > deadline or should_stop()):
             break
-        reading = readings.get(inbound.id or 0) or reader.reading(inbound)
-        readings[inbound.id or 0] = reading
         decide = partial(process_message, session, app, inbound, reading)
         if one_at_a_time:
             decided.append(decide_one(session, app, inbound, decide))
             continue
-        if seen.again(reading):
+        first_time, flush = seen.note(reading)
+        if flush:
             session.flush()
-        decided.append(decide().state.value)
+        with known(session, facts if first_time else None):
+            decided.append(decide().state.value)
     return decided
 
 
@@ -357,7 +365,11 @@ def _answer_rows(
     flushed: what it needs of them (pages, replies) is known in memory."""
     answered: list[str] = []
     deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
-    with nullcontext() if one_at_a_time else session.no_autoflush:
+    # As one unit nothing is flushed, and the replies queued so far are counted in memory:
+    # the replies already sent to the batch's senders are asked once (batch_facts.py).
+    senders = [inbound.sender_hash for inbound, _, _ in rows]
+    facts = None if one_at_a_time else BatchFacts.for_answering(session, senders)
+    with nullcontext() if one_at_a_time else session.no_autoflush, known(session, facts):
         for inbound, interview, page in rows:
             if answered and (time.monotonic() > deadline or should_stop()):
                 break
@@ -396,21 +408,35 @@ def as_one_unit(session: Session, app: App, run: Callable[[bool], T]) -> T:
 
 class SeenInBatch:
     """Senders and Message-IDs seen so far in a batch run as one unit. The lookups a message
-    needs of earlier ones (an earlier copy, the sender's draft, interview or replies) ask
-    the database by these keys, without flushing: when one comes again, the batch so far
-    is flushed first. Other lookups go through the ORM, which flushes by itself."""
+    needs of earlier ones (an earlier copy, the sender's draft, interview or replies) are
+    answered for the batch before it starts, or ask the database without flushing: when a
+    sender or Message-ID comes again, those answers no longer hold for it, and the batch so
+    far is flushed first if it has not been since. Other lookups go through the ORM, which
+    flushes by itself. A message from the host (whose commands reach other people's rows)
+    ends the batch's answers for every message after it."""
 
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
+    def __init__(self, app: App) -> None:
+        self.secret, self.host = app.secret, app.settings.core.host_address.lower()
+        self.ever: set[str] = set()
+        self.since_flush: set[str] = set()
+        self.host_seen = False
 
-    def again(self, reading: Reading) -> bool:
+    def keys_of(self, read: Sequence[Reading]) -> tuple[list[str], list[str]]:
+        """The Message-IDs and senders (hashed) of the batch, as process_message records them."""
+        mails = [reading.mail for reading in read]
+        senders = [sender_hash(self.secret, mail.from_address) for mail in mails if mail.from_address]
+        return [mail.message_id[:998] for mail in mails], senders
+
+    def note(self, reading: Reading) -> tuple[bool, bool]:
+        """(the batch's answers hold for this message, the batch must be flushed before it)."""
         mail = reading.mail
         keys = {f"from:{mail.from_address.strip().lower()}", f"id:{mail.message_id}"}
-        if self.keys.isdisjoint(keys):
-            self.keys |= keys
-            return False
-        self.keys = keys
-        return True
+        first_time = keys.isdisjoint(self.ever) and not self.host_seen
+        self.host_seen = self.host_seen or mail.from_address == self.host
+        flush = not keys.isdisjoint(self.since_flush)
+        self.ever |= keys
+        self.since_flush = keys if flush else self.since_flush | keys
+        return first_time and mail.from_address != self.host, flush
 
 
 def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:

@@ -132,6 +132,36 @@ def test_one_senders_messages_in_one_batch_see_each_other(app: App) -> None:
     assert [item["answer"] for item in kept[2][:3]] == ["Nursing work.", FULL[2], "Shift patterns."]
 
 
+def test_what_earlier_passes_decided_is_asked_once_for_a_batch(app: App) -> None:
+    """A batch asks the database about its senders and Message-IDs once (batch_facts.py),
+    and those answers hold: a draft from an earlier pass is completed, a reply sent again
+    gets its number again, a copy of a decided message is a duplicate, and a new sender
+    gets a new number."""
+    from sqlalchemy import event
+
+    deliver(app, make_reply({1: "Nursing work.", 3: "Shift patterns."}, questions=QUESTIONS, message_id="<p1@x.net>"))
+    deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<b1@x.net>"))
+    deliver(app, make_reply(FULL, sender="C <c@example.net>", questions=QUESTIONS, message_id="<c1@x.net>"))
+    run_pass(app)
+    rest = {n: text for n, text in FULL.items() if n not in (1, 3)}
+    deliver(app, make_reply(rest, questions=QUESTIONS, message_id="<p2@x.net>"))
+    deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS, message_id="<b2@x.net>"))
+    deliver(app, make_reply(FULL, sender="C <c@example.net>", questions=QUESTIONS, message_id="<c1@x.net>"))
+    deliver(app, make_reply(FULL, sender="D <d@example.net>", questions=QUESTIONS, message_id="<d1@x.net>"))
+    asked: list[str] = []
+    event.listen(app.engine, "before_cursor_execute", lambda *args: asked.append(args[2]))
+    report = run_pass(app)
+    assert report.decided == {"numbered": 2, "acted_on": 1, "ignored": 1}
+    with Session(app.engine) as session:
+        reasons = [m.reason for m in session.exec(select(InboundMessage).order_by(InboundMessage.id))][3:]
+    assert reasons == ["interview-00003", "resubmitted-00001", "duplicate-message-id", "interview-00004"]
+    said = [" ".join(statement.split()) for statement in asked]
+    drafts = [statement for statement in said if statement.startswith("SELECT draft.sender_hash FROM draft WHERE")]
+    assert len(drafts) == 1 and " IN (" in drafts[0], "asked once for the batch, not once a message"
+    replies = [statement for statement in said if statement.startswith("SELECT outbox_item.sender_hash, count(")]
+    assert len(replies) == 1, "the replies already sent to the answered batch's senders, asked once"
+
+
 def test_incomplete_reply_lists_missing_questions_and_the_next_reply_completes_it(app: App) -> None:
     deliver(
         app,
