@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 RELATED_COUNT = 3
 MIN_SIMILARITY = 0.08  # below this, two interviews share little more than common words
 REFIT_GROWTH = 0.25  # re-weigh the vocabulary once the index has grown by a quarter
-MERGE_PENDING = 64
-QUERY_CHUNK = 32  # texts compared in one product: its scores are (interviews x 32) floats  # rows added since the last merge are kept apart, then merged in one go
+MERGE_PENDING = 64  # rows added since the last merge are kept apart, then merged in one go
+QUERY_CHUNK = 32  # texts compared in one product: its scores are (interviews x 32) floats
 # Catching up re-reads what changed a little before the last look: rows stamped by another
 # worker's clock, or committed just after it, are not missed.
 SYNC_MARGIN = timedelta(seconds=5)
@@ -285,6 +285,9 @@ class CrossoverIndex:
         """The best `count` numbers by `scores` (one per row of the index), never `number`."""
         import numpy as np
 
+        # Equal texts score equal, but sums taken in another order (a product, a dot) may
+        # differ in the last bits: rounded, ties go to the older interview whichever way.
+        scores = np.round(scores, 12)
         candidates = min(count + 1, len(scores))
         best = (
             np.argpartition(-scores, candidates - 1)[:candidates]

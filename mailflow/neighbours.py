@@ -20,7 +20,10 @@ def present(folder: Path) -> Iterator[None]:
     """Hold the first free slot in `folder` until the block ends (or the process does)."""
     folder.mkdir(parents=True, exist_ok=True)
     for number in range(SLOTS):
-        fd = os.open(folder / f"{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(folder / f"{number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # another user's slot (a worker once run as root, say): not ours to take
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -38,9 +41,13 @@ def workers_here(folder: Path) -> int:
     """How many workers hold a slot now, this one included."""
     held = 0
     for path in folder.glob("*.lock"):
-        fd = os.open(path, os.O_RDWR)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # not ours to read: count it, the safe side (no second process)
+            held += 1
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two workers' probes do not collide
             fcntl.flock(fd, fcntl.LOCK_UN)
         except BlockingIOError:
             held += 1
@@ -51,4 +58,5 @@ def workers_here(folder: Path) -> int:
 
 def spare_core(folder: Path) -> bool:
     """Fewer workers here than cores this process may run on."""
-    return workers_here(folder) < len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return workers_here(folder) < cores

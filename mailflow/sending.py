@@ -140,29 +140,47 @@ class BackgroundSender:
         self._in_flight += len(self._leased)
         self._leased = []
 
-    def top_up(self) -> None:
-        """In a transaction of its own: record what was sent, hand over what is due next."""
+    def top_up(self) -> int:
+        """In a transaction of its own: record what was sent, hand over what is due next.
+        Returns how many were handed over."""
         with transaction(self.app.engine) as session:
             self.settle(session)
+        leased = len(self._leased)
         self.hand_over()
+        return leased
 
     def finish(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Send everything still due, HAND_OVER_BATCH at a time; wait until everything handed
-        over is sent, and record it."""
+        over is sent, and record it. Asked to stop (or failing), it leases nothing more and
+        drops what the threads have not begun: those stay queued, and go once their lease
+        runs out."""
         try:
-            while True:
-                self.top_up()
-                if not self._in_flight or should_stop():
+            while not should_stop():
+                leased = self.top_up()
+                if not self._in_flight:
                     break
-                self._collect(until=HAND_OVER_BATCH // 2)  # then lease the next ones
+                # Down to half a lease's worth while more is due; when nothing more was, all
+                # of them: each turn of this loop waits for at least one email.
+                self._collect(until=HAND_OVER_BATCH // 2 if leased else 0)
         finally:
-            for _ in self._threads:
-                self._todo.put(None)
-            for thread in self._threads:
-                thread.join()
+            self._stop_threads()
         with transaction(self.app.engine) as session:
             self._record(session)
         self.hand_over()
+
+    def _stop_threads(self) -> None:
+        """Drop what no thread has begun (in flight no more), then end the threads."""
+        while True:
+            try:
+                mail = self._todo.get_nowait()
+            except queue.Empty:
+                break
+            if mail is not None:
+                self._in_flight -= 1
+        for _ in self._threads:
+            self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
 
     def _collect(self, until: int | None = None) -> None:
         """Take the threads' outcomes; with `until`, wait until no more than that are in flight."""

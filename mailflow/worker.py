@@ -114,7 +114,7 @@ def run_steps(app: App, report: PassReport, should_stop: StopCheck) -> None:
         step(queue_scheduled_mail, app)
         step(publish, app, report, sender, should_stop)
     finally:
-        sender.finish(should_stop)
+        step(sender.finish, should_stop)
         report.add_sent(sender.sent, sender.failed)
     step(send_the_rest, app, report, should_stop)
     step(file_all, app, report)
@@ -137,7 +137,16 @@ def step(action: Callable[..., object], *args: object) -> None:
 
 def publish(app: App, report: PassReport, sender: BackgroundSender, should_stop: StopCheck) -> None:
     """Put what is due on the blog while the sender sends the last replies."""
-    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop, sender.top_up)
+
+    def hand_over_more() -> None:
+        """Between batches of pages. Should it fail, the pages still go up and the listing
+        is refreshed; the sender tries again as the pass ends."""
+        try:
+            sender.top_up()
+        except Exception as exc:  # noqa: BLE001 - logged; finish() tries again and reports
+            logger.warning("the next replies were not handed over while publishing (%s)", type(exc).__name__)
+
+    report.published, report.publish_failures, report.withdrawn = publish_all(app, should_stop, hand_over_more)
 
 
 def send_the_rest(app: App, report: PassReport, should_stop: StopCheck) -> None:
@@ -419,7 +428,7 @@ class SeenInBatch:
         self.secret, self.host = app.secret, app.settings.core.host_address.lower()
         self.ever: set[str] = set()
         self.since_flush: set[str] = set()
-        self.host_seen = False
+        self.host_seen = self.host_last = False  # a message from the host: anywhere before, just before
 
     def keys_of(self, read: Sequence[Reading]) -> tuple[list[str], list[str]]:
         """The Message-IDs and senders (hashed) of the batch, as process_message records them."""
@@ -430,13 +439,14 @@ class SeenInBatch:
     def note(self, reading: Reading) -> tuple[bool, bool]:
         """(the batch's answers hold for this message, the batch must be flushed before it)."""
         mail = reading.mail
-        keys = {f"from:{mail.from_address.strip().lower()}", f"id:{mail.message_id}"}
-        first_time = keys.isdisjoint(self.ever) and not self.host_seen
-        self.host_seen = self.host_seen or mail.from_address == self.host
-        flush = not keys.isdisjoint(self.since_flush)
+        keys = {f"from:{mail.from_address.strip().lower()}", f"id:{mail.message_id[:998]}"}
+        from_host = mail.from_address == self.host
+        first_time = keys.isdisjoint(self.ever) and not self.host_seen and not from_host
+        flush = not keys.isdisjoint(self.since_flush) or self.host_last
+        self.host_seen, self.host_last = self.host_seen or from_host, from_host
         self.ever |= keys
         self.since_flush = keys if flush else self.since_flush | keys
-        return first_time and mail.from_address != self.host, flush
+        return first_time, flush
 
 
 def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:

@@ -113,6 +113,24 @@ def test_with_as_many_workers_here_as_cores_no_second_process_starts(
     assert len(started) == 1
 
 
+def test_a_slot_another_user_owns_is_counted_and_left_alone(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A slot file left by a worker run once as another user (root, say) cannot be opened:
+    the pass takes the next slot, and counts that one as a worker (no second process)."""
+    (tmp_path / "0.lock").touch()
+    real_open = neighbours.os.open
+
+    def refuse_slot_0(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path).endswith("0.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(neighbours.os, "open", refuse_slot_0)
+    with neighbours.present(tmp_path):
+        assert (tmp_path / "1.lock").exists()
+        assert neighbours.workers_here(tmp_path) == 2
+    assert neighbours.workers_here(tmp_path) == 1
+
+
 def test_a_pass_of_a_few_messages_starts_no_second_process(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[object] = []
     monkeypatch.setattr(reading, "BackgroundReader", lambda *args: started.append(args))
