@@ -36,7 +36,7 @@ RELATED_COUNT = 3
 MIN_SIMILARITY = 0.08  # below this, two interviews share little more than common words
 REFIT_GROWTH = 0.25  # re-weigh the vocabulary once the index has grown by a quarter
 MERGE_PENDING = 64  # rows added since the last merge are kept apart, then merged in one go
-QUERY_CHUNK = 32  # texts compared in one product: its scores are (interviews x 32) floats
+QUERY_CHUNK = 32  # texts compared in one product: (words x 32) and (interviews x 32) floats
 # Catching up re-reads what changed a little before the last look: rows stamped by another
 # worker's clock, or committed just after it, are not missed.
 SYNC_MARGIN = timedelta(seconds=5)
@@ -246,21 +246,21 @@ class CrossoverIndex:
         return self._closest(scores, number, count)
 
     def related_many(self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT) -> list[list[int]]:
-        """`related` for each (number, text), as one sparse product per QUERY_CHUNK of them:
-        a batch refreshing the links of a hundred older pages pays for a few products, not
-        a hundred."""
+        """`related` for each (number, text), as one product of the matrix with QUERY_CHUNK of
+        them at a time (as dense columns: a sparse-by-sparse product costs more than it saves):
+        a batch refreshing the links of a hundred older pages pays for a few products, not a
+        hundred."""
         import numpy as np
-        from scipy.sparse import vstack
 
         if self._matrix is None or not self._numbers:
             return [[] for _ in items]
         width, found = self._matrix.shape[1], []
-        pending = self._as_matrix(self._pending, width)
-        stacked = vstack([self._matrix, pending], format="csr") if self._pending else self._matrix
+        pending = self._as_matrix(self._pending, width)  # scored apart: stacking would copy the matrix
         for start in range(0, len(items), QUERY_CHUNK):
             chunk = items[start : start + QUERY_CHUNK]
-            scores = (stacked @ self._as_matrix([self._query(n, t) for n, t in chunk], width).T).toarray()
-            found += [self._closest(np.ravel(scores[:, j]), n, count) for j, (n, _) in enumerate(chunk)]
+            queries = self._as_matrix([self._query(n, t) for n, t in chunk], width).T.toarray()
+            scores = np.vstack([self._matrix @ queries, pending @ queries])
+            found += [self._closest(scores[:, j], n, count) for j, (n, _) in enumerate(chunk)]
         return found
 
     def _query(self, number: int, text: str) -> tuple[np.ndarray, np.ndarray]:
