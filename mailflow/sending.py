@@ -164,9 +164,9 @@ class BackgroundSender:
                 self._collect(until=HAND_OVER_BATCH // 2 if leased else 0)
         finally:
             self._stop_threads()
-        with transaction(self.app.engine) as session:
-            self._record(session)
-        self.hand_over()
+            with transaction(self.app.engine) as session:  # what was sent, even after a failure
+                self._record(session)
+            self.hand_over()
 
     def _stop_threads(self) -> None:
         """Drop what no thread has begun (in flight no more), then end the threads."""
