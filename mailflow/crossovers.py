@@ -19,11 +19,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
-from mailflow.excerpts import excerpt_of
 from mailflow.models import CrossLink, Interview, Publication
 from mailflow.states import PublicationState, now
 
@@ -74,14 +73,6 @@ def words(text: str) -> list[str]:
     return [word for word in WORD.findall(text.replace("'", "")) if word not in STOP_WORDS]
 
 
-class Shown(NamedTuple):
-    """What a link to an interview shows: the opening of its answers, its page, its state."""
-
-    excerpt: str
-    url: str
-    state: str
-
-
 class CrossoverIndex:
     """The answers of every visible interview as unit-length TF-IDF rows, by interview number.
 
@@ -102,7 +93,6 @@ class CrossoverIndex:
         self._matrix: csr_matrix | None = None  # the first rows; the rest are pending
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (word ids, weights) of later rows
         self._fitted_size = 0
-        self._shown: dict[int, Shown] = {}  # what a link to each shows, as last read (from_database, catch_up)
         self.synced_at: datetime | None = None  # when the database was last read (from_database, catch_up)
         for number, text in documents:
             self._append(number, text)
@@ -112,13 +102,12 @@ class CrossoverIndex:
     def from_database(cls, session: Session) -> CrossoverIndex:
         started = now()
         rows = session.exec(
-            select(Interview.number, Interview.answers_json, Publication.url, Publication.state)
+            select(Interview.number, Interview.answers_json)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
             .where(Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
             .order_by(Interview.number)  # type: ignore[arg-type]
         ).all()
-        index = cls((number, interview_text(answers)) for number, answers, _, _ in rows)
-        index._shown = {number: Shown(excerpt_of(answers), url, state) for number, answers, url, state in rows}
+        index = cls((number, interview_text(answers)) for number, answers in rows)
         index.synced_at = started
         return index
 
@@ -135,15 +124,14 @@ class CrossoverIndex:
         margin = timedelta(0) if session.get_bind().dialect.name == "sqlite" else SYNC_MARGIN
         started, since = now(), self.synced_at - margin
         changed = session.exec(
-            select(Interview.number, Interview.answers_json, Publication.url, Publication.state)
+            select(Interview.number, Interview.answers_json, Publication.state)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
             .where(Publication.updated_at >= since)  # type: ignore[arg-type]
             .order_by(Interview.number)  # type: ignore[arg-type]
         ).all()
-        for number, answers, url, state in changed:
+        for number, answers, state in changed:
             if state in VISIBLE:
                 self.add(number, interview_text(answers))
-                self._shown[number] = Shown(excerpt_of(answers), url, state)
             else:
                 self.remove(number)
         visible = session.exec(
@@ -210,16 +198,10 @@ class CrossoverIndex:
             return self._matrix.indices[start:end], self._matrix.data[start:end]
         return self._pending[position - self._matrix.shape[0]]
 
-    def shown(self, number: int) -> Shown | None:
-        """What a link to `number` shows (its excerpt, address and state), if known here; an
-        interview added or edited since the database was last read is not."""
-        return self._shown.get(number)
-
     def add(self, number: int, text: str) -> None:
         position = self._positions.get(number)
         if position is not None:
             if self._hashes[position] != hash(text):  # an edit; the same text again changes nothing
-                self._shown.pop(number, None)
                 self._hashes[position] = hash(text)
                 self._words[position], self._tfs[position] = self._count(text, learn=True)
                 self._refit()
@@ -240,7 +222,6 @@ class CrossoverIndex:
         self._pending = []
 
     def remove(self, number: int) -> None:
-        self._shown.pop(number, None)
         position = self._positions.pop(number, None)
         if position is not None:
             del self._numbers[position], self._hashes[position], self._words[position], self._tfs[position]

@@ -17,9 +17,9 @@ from sqlmodel import Session, select
 from mailflow.answers import own_text
 from mailflow.app import App
 from mailflow.db import transaction
-from mailflow.excerpts import excerpt_of
 from mailflow.models import Comment, DigestRun, InboundMessage, Interview, OutboxItem, Publication
 from mailflow.numbering import current_count
+from mailflow.pages import excerpt_of
 from mailflow.parsing import ParsedMail, parse_message
 from mailflow.render import format_number
 from mailflow.replies import queue_email

@@ -15,10 +15,9 @@ from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
 from mailflow.batch_facts import facts_for
 from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
-from mailflow.excerpts import excerpt_of
 from mailflow.models import CrossLink, Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
 from mailflow.numbering import allocate_number
-from mailflow.pages import answers_to_json
+from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
 from mailflow.render import format_number
 from mailflow.replies import last_sent_kind_within, reply_to
@@ -106,9 +105,7 @@ def answer_numbered(
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     permalink = app.publisher.permalink(interview.number)
     session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
-    older.answered[interview.number] = Related(
-        interview.number, excerpt_of(interview.answers_json), permalink, first_state
-    )
+    older.answered[interview.number] = Related(interview.number, interview.answers_json, permalink, first_state)
     # With review on, an interview joins the cross-overs only once the host approves it.
     # The host can link only interviews that have a page: this one has no links of theirs yet.
     related = [] if app.settings.core.review else link_crossovers(session, app, interview, [], older)
@@ -129,7 +126,7 @@ class Related(NamedTuple):
     """What a reply (or a note) says about a related interview."""
 
     number: int
-    excerpt: str
+    answers_json: str
     url: str
     state: str
 
@@ -198,14 +195,11 @@ def link_crossovers(
     if not related:
         return []
     pages = older if older is not None else OlderPages()
-    # The batch's own new pages may not be written yet (a batch is flushed as one): known
-    # here. Older ones are known to the index as it last read them; others are read now.
+    # The batch's own new pages may not be written yet (a batch is flushed as one): known here.
     found = {number: pages.answered[number] for number in related if number in pages.answered}
-    found.update((n, Related(n, *shown)) for n in related if n not in found and (shown := index.shown(n)) is not None)
     if len(found) < len(related):
         unknown = [number for number in related if number not in found]
-        rows = session.connection().execute(_RELATED, {"numbers": unknown})
-        found.update((number, Related(number, excerpt_of(answers), url, state)) for number, answers, url, state in rows)
+        found.update((row[0], Related(*row)) for row in session.connection().execute(_RELATED, {"numbers": unknown}))
     for number in found:
         pages.newer.setdefault(number, set()).add(interview.number)
     if older is None:
@@ -219,7 +213,7 @@ def related_for_email(app: App, related: Sequence[Related]) -> list[dict[str, st
         {
             "number": format_number(other.number),
             "url": other.url or app.publisher.permalink(other.number) or app.site.base_url,
-            "excerpt": other.excerpt,
+            "excerpt": excerpt_of(other.answers_json),
         }
         for other in related
         if other.state in VISIBLE

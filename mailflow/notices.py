@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from mailflow.app import App
 from mailflow.db import transaction
-from mailflow.excerpts import excerpt_of
 from mailflow.interviews import Related, related_for_email
 from mailflow.models import Interview, Publication, Subscription
 from mailflow.replies import send_email
@@ -38,9 +37,7 @@ def send_crossover_notices(app: App) -> int:
                 continue
             interview = session.get(Interview, subscription.interview_id)
             assert interview is not None
-            related = [
-                Related(other.number, excerpt_of(other.answers_json), page.url, page.state) for other, page in live
-            ]
+            related = [Related(other.number, other.answers_json, page.url, page.state) for other, page in live]
             blocked = send_email(
                 session, app, kind="crossover_notice", recipient=subscription.address,
                 extra={"number": interview.number, "related": related_for_email(app, related)},

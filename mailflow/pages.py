@@ -15,10 +15,11 @@ from datetime import date
 from sqlmodel import Session, select
 
 from mailflow.crossovers import VISIBLE
-from mailflow.excerpts import excerpt_of
 from mailflow.models import Comment, Interview, Publication
 from mailflow.render import format_number
 from mailflow.states import CommentState
+
+EXCERPT_CHARS = 220
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ def answers_to_json(questions: Sequence[str], found: dict[int, str]) -> str:
 
 def day_text(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
+
+
+def excerpt_of(answers_json: str) -> str:
+    first = next((p for item in json.loads(answers_json) for p in item["answer"].split("\n\n") if p), "")
+    return first if len(first) <= EXCERPT_CHARS else first[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
 
 
 def interview_page(

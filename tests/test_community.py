@@ -261,24 +261,6 @@ def test_similar_interviews_cross_over_and_older_pages_gain_the_link(app: App) -
     )
     reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
     assert "#00001: https://jobseekers.example/interviews/00001/" in reply
-    assert f'"{WAREHOUSE[1]}"' in reply, "the related interview's opening, as the index last read it"
-
-
-def test_what_a_related_link_shows_follows_an_edit(app: App) -> None:
-    """The index keeps what a link to each interview shows (crossovers.Shown); an edit to an
-    older interview changes it, and the next reply quotes the new opening."""
-    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
-    run_pass(app)
-    edited = "Forklift night shifts at the logistics depot, now on days, warehouse answer 1."
-    confirmed = confirmation(app, "a@example.net")["Message-ID"]
-    deliver(app, mail_from("A <a@example.net>", "Re: Your interview number is 00001", f"1. {edited}\n\nA\n",
-                           in_reply_to=confirmed))  # fmt: skip
-    run_pass(app)
-    similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
-    deliver(app, make_reply(similar, sender="C <c@example.net>", questions=QUESTIONS))
-    run_pass(app)
-    reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
-    assert "#00001:" in reply and f'"{edited}"' in reply and f'"{WAREHOUSE[1]}"' not in reply
 
 
 def test_host_links_win_over_automatic_cross_overs(app: App) -> None:
