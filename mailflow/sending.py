@@ -162,14 +162,25 @@ class BackgroundSender:
                 # Down to half a lease's worth while more is due; when nothing more was, all
                 # of them: each turn of this loop waits for at least one email.
                 self._collect(until=HAND_OVER_BATCH // 2 if leased else 0)
-        finally:
+        except BaseException:
             self._stop_threads()
-            with transaction(self.app.engine) as session:  # what was sent, even after a failure
-                self._record(session)
-            self.hand_over()
+            try:  # what was sent, even after a failure; the failure is what the pass reports
+                self._record_sent()
+            except Exception as exc:  # noqa: BLE001 - those emails stay queued and go again
+                logger.warning("what was sent could not be recorded (%s); it goes again later", type(exc).__name__)
+            raise
+        self._stop_threads()
+        self._record_sent()
+
+    def _record_sent(self) -> None:
+        with transaction(self.app.engine) as session:
+            self._record(session)
+        self.hand_over()
 
     def _stop_threads(self) -> None:
-        """Drop what no thread has begun (in flight no more), then end the threads."""
+        """Drop what no thread has begun (in flight no more), and anything leased in a
+        transaction that did not commit, then end the threads."""
+        self._leased = []
         while True:
             try:
                 mail = self._todo.get_nowait()

@@ -108,3 +108,30 @@ def test_a_sender_that_fails_while_pages_go_up_stops_neither_the_pages_nor_the_r
         session.commit()
     assert send_all(app) == (0, 0), "nothing goes twice"
     assert sorted(m["To"] for m in outbox_messages(app)) == [f"p{n}@example.net" for n in range(3)], "each once"
+
+
+def test_with_the_database_gone_while_finishing_the_first_failure_is_reported(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database goes away as the pass ends: the sender's threads still end, the pass
+    reports that first failure (not the one recording the sent emails ran into), and the
+    emails stay queued for the next pass."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    queue_replies(app, 3)
+
+    def gone(step: str) -> None:
+        raise OperationalError(step, {}, Exception(f"the database is gone ({step})"))
+
+    sender = BackgroundSender(app)
+    monkeypatch.setattr(sender, "top_up", lambda: gone("top_up"))
+    monkeypatch.setattr(sending, "transaction", lambda engine: gone("record"))
+    with caplog.at_level(logging.WARNING), pytest.raises(OperationalError) as raised:
+        sender.finish()
+    assert raised.value.statement == "top_up", "the first failure, not the second"
+    assert not [t for t in threading.enumerate() if t.name.startswith("mailflow-sender")], "threads ended"
+    assert "what was sent could not be recorded" in caplog.text
+    monkeypatch.undo()
+    assert send_all(app) == (3, 0), "queued for the next pass"

@@ -263,6 +263,40 @@ def test_similar_interviews_cross_over_and_older_pages_gain_the_link(app: App) -
     assert "#00001: https://jobseekers.example/interviews/00001/" in reply
 
 
+@pytest.mark.both_databases
+def test_an_interview_withdrawn_during_a_pass_is_not_quoted_in_its_replies(
+    app: App, monkeypatch: pytest.MonkeyPatch, settings_path: Path
+) -> None:
+    """The host withdraws #1 from another process just after this worker's pass has looked
+    at the cross-overs (on SQLite, once a pass): a reply written in that pass must not
+    quote it or link to it. (A cache of what links show, tried for speed, did.)"""
+    from mailflow import host
+    from mailflow.db import transaction
+
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    real_recheck = App.recheck_crossovers
+
+    def look_then_the_host_withdraws(self: App) -> None:
+        real_recheck(self)
+        with transaction(self.engine) as session:
+            self.crossovers(session)  # this pass's look
+        other = build_app(load_settings(settings_path))
+        try:
+            with transaction(other.engine) as session:
+                other.take_crossover_turn(session)
+                host.host_withdraw(session, other, 1)
+        finally:
+            other.close()
+
+    monkeypatch.setattr(App, "recheck_crossovers", look_then_the_host_withdraws)
+    similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, answer {n}." for n in range(1, 9)}
+    deliver(app, make_reply(similar, sender="C <c@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
+    assert WAREHOUSE[1] not in reply and "#00001" not in reply
+
+
 def test_host_links_win_over_automatic_cross_overs(app: App) -> None:
     deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
     deliver(app, make_reply(NURSING, sender="B <b@example.net>", questions=QUESTIONS))

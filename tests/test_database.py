@@ -118,3 +118,31 @@ def test_every_named_state_fits_its_column() -> None:
         if len(value) > model.__table__.columns[column].type.length  # type: ignore[attr-defined]
     ]
     assert too_long == []
+
+
+def test_storing_many_rows_counts_only_the_new_ones(database_url: str, tmp_path: Path) -> None:
+    """Fetching stores a batch with one INSERT ... ON CONFLICT DO NOTHING and counts what was
+    new (another worker may have stored the rest): right past SQLAlchemy's 1,000-row pages."""
+    from datetime import UTC, datetime
+
+    from mailflow.db import insert_new, transaction
+    from mailflow.models import InboundMessage
+
+    app = build_app(load_settings(make_settings(tmp_path, database=database_url)))
+    try:
+
+        def rows(numbers: range) -> list[dict[str, object]]:
+            return [
+                InboundMessage(source_key=f"k{n}", raw=b"x", arrived_at=datetime.now(UTC)).model_dump(exclude={"id"})
+                for n in numbers
+            ]
+
+        with transaction(app.engine) as session:
+            assert insert_new(session, InboundMessage, rows(range(0, 2500, 2)), key="source_key") == 1250
+        with transaction(app.engine) as session:
+            assert insert_new(session, InboundMessage, rows(range(2500)), key="source_key") == 1250
+        with transaction(app.engine) as session:
+            assert insert_new(session, InboundMessage, rows(range(2500)), key="source_key") == 0
+            assert len(session.exec(select(InboundMessage.id)).all()) == 2500
+    finally:
+        app.close()
