@@ -40,13 +40,14 @@ class BatchFacts:
     def for_deciding(cls, session: Session, message_ids: Iterable[str], senders: Iterable[str]) -> BatchFacts:
         message_ids, senders = {m for m in message_ids if m}, {s for s in senders if s}
         connection = session.connection()  # no flush: the batch has written nothing yet
-        decided = connection.execute(
-            select(InboundMessage.message_id).where(
-                InboundMessage.message_id.in_(message_ids),  # type: ignore[attr-defined]
-                InboundMessage.state != InboundState.RECEIVED,
-            )
-        ).scalars()
-        decided_ids = set(decided)
+        decided = set(
+            connection.execute(
+                select(InboundMessage.message_id).where(
+                    InboundMessage.message_id.in_(message_ids),  # type: ignore[attr-defined]
+                    InboundMessage.state != InboundState.RECEIVED,
+                )
+            ).scalars()
+        )
         drafts = set(connection.execute(select(Draft.sender_hash).where(Draft.sender_hash.in_(senders))).scalars())  # type: ignore[attr-defined]
         interviews: dict[str, dict[str, int]] = {}
         for sender, answers_json, number in connection.execute(
@@ -62,7 +63,7 @@ class BatchFacts:
             .where(OutboxItem.kind == "numbered", Interview.sender_hash.in_(senders))  # type: ignore[attr-defined]
         ):
             confirmations.setdefault(sender, {})[message_id] = interview_id
-        return cls(decided_ids, drafts, interviews, confirmations)
+        return cls(decided, drafts, interviews, confirmations)
 
     @classmethod
     def for_answering(cls, session: Session, senders: Iterable[str]) -> BatchFacts:

@@ -24,6 +24,7 @@ from mailflow.batch_facts import facts_for
 from mailflow.classify import Verdict, classify
 from mailflow.identity import sender_hash
 from mailflow.models import InboundMessage, Interview
+from mailflow.parsing import ParsedMail
 from mailflow.reading import Reading
 from mailflow.replies import reply_to
 from mailflow.states import InboundState, join_reasons, transition
@@ -40,8 +41,7 @@ class Outcome:
 def process_message(session: Session, app: App, inbound: InboundMessage, reading: Reading) -> Outcome:
     """Decide what `inbound` (as `reading` read it) is and record it with its effects."""
     mail = reading.mail
-    inbound.message_id = mail.message_id[:998]
-    inbound.sender_hash = sender_hash(app.secret, mail.from_address) if mail.from_address else ""
+    inbound.message_id, inbound.sender_hash = identify(app, mail)
     if _is_duplicate(session, inbound):
         return finish(inbound, InboundState.IGNORED, "duplicate-message-id")
     classification = classify(mail, app.context)
@@ -65,6 +65,11 @@ def process_message(session: Session, app: App, inbound: InboundMessage, reading
         if handled is not None:
             return finish(inbound, *handled)
     return finish(inbound, *interviews.handle_interview(session, app, inbound, mail, reading.scrubbed))
+
+
+def identify(app: App, mail: ParsedMail) -> tuple[str, str]:
+    """The message's Message-ID and its sender (hashed), as recorded and looked up by."""
+    return mail.message_id[:998], sender_hash(app.secret, mail.from_address) if mail.from_address else ""
 
 
 def answer_numbered(

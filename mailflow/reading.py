@@ -118,6 +118,10 @@ class ReadAhead:
         found = self._read.pop(inbound_id, None)
         return found if found is not None else Reading.of(self.app, inbound.raw)
 
+    def put_back(self, readings: dict[int, Reading]) -> None:
+        """Messages read for a batch but not decided in it (its time ran out): for the next."""
+        self._read.update(readings)
+
     def _keep(self, read: list[ReadMessage]) -> None:
         for inbound_id, mail, answers, scrubbed in read:
             if answers is not None:  # otherwise read again in its turn, where a failure is recorded

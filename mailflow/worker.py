@@ -40,13 +40,12 @@ from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, 
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
-from mailflow.identity import sender_hash
 from mailflow.interviews import OlderPages
 from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.neighbours import present
 from mailflow.notices import send_crossover_notices
 from mailflow.privacy import purge_expired
-from mailflow.process import Outcome, answer_numbered, process_message
+from mailflow.process import Outcome, answer_numbered, identify, process_message
 from mailflow.publishing import publish_all
 from mailflow.reading import ReadAhead, Reading
 from mailflow.scrub import redact_addresses
@@ -277,6 +276,7 @@ def decide_batch(
             for inbound, state in zip(batch[: len(decided)], decided, strict=True):
                 if state == InboundState.NUMBER_ASSIGNED:
                     numbered[inbound.id or 0] = readings[inbound.id or 0]
+            reader.put_back({inbound.id or 0: readings[inbound.id or 0] for inbound in batch[len(decided) :]})
     except Exception:
         app.forget_crossovers()  # it may hold interviews this transaction did not keep
         numbered.clear()
@@ -425,21 +425,21 @@ class SeenInBatch:
     ends the batch's answers for every message after it."""
 
     def __init__(self, app: App) -> None:
-        self.secret, self.host = app.secret, app.settings.core.host_address.lower()
+        self.app, self.host = app, app.settings.core.host_address.lower()
         self.ever: set[str] = set()
         self.since_flush: set[str] = set()
         self.host_seen = self.host_last = False  # a message from the host: anywhere before, just before
 
     def keys_of(self, read: Sequence[Reading]) -> tuple[list[str], list[str]]:
         """The Message-IDs and senders (hashed) of the batch, as process_message records them."""
-        mails = [reading.mail for reading in read]
-        senders = [sender_hash(self.secret, mail.from_address) for mail in mails if mail.from_address]
-        return [mail.message_id[:998] for mail in mails], senders
+        identities = [identify(self.app, reading.mail) for reading in read]
+        return [message_id for message_id, _ in identities], [sender for _, sender in identities]
 
     def note(self, reading: Reading) -> tuple[bool, bool]:
         """(the batch's answers hold for this message, the batch must be flushed before it)."""
         mail = reading.mail
-        keys = {f"from:{mail.from_address.strip().lower()}", f"id:{mail.message_id[:998]}"}
+        message_id, sender = identify(self.app, mail)
+        keys = {f"from:{sender}", f"id:{message_id}"}
         from_host = mail.from_address == self.host
         first_time = keys.isdisjoint(self.ever) and not self.host_seen and not from_host
         flush = not keys.isdisjoint(self.since_flush) or self.host_last

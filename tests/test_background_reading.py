@@ -131,6 +131,19 @@ def test_a_slot_another_user_owns_is_counted_and_left_alone(tmp_path, monkeypatc
     assert neighbours.workers_here(tmp_path) == 1
 
 
+def test_a_batch_cut_short_by_its_time_keeps_what_it_read_for_the_next(
+    app: App, small_batches: list[ParsedMail], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is read whole before it is decided; when its time runs out after the first
+    message (a slow database, a busy machine), the rest are decided next, not read again."""
+    monkeypatch.setattr(background_reading, "CHILD", CHILD_MISSING)  # everything read in turn
+    monkeypatch.setattr(worker, "DECIDE_SECONDS", 0.0)
+    deliver_backlog(app)
+    assert run_pass(app).decided == {"numbered": 12, "questionnaire_sent": 1}
+    assert_decided_in_arrival_order(app)
+    assert len(small_batches) == 13, "each message read once"
+
+
 def test_a_pass_of_a_few_messages_starts_no_second_process(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[object] = []
     monkeypatch.setattr(reading, "BackgroundReader", lambda *args: started.append(args))
