@@ -17,7 +17,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -245,22 +245,30 @@ class CrossoverIndex:
             scores = np.concatenate([scores, [float(w @ query[c]) for c, w in self._pending]])
         return self._closest(scores, number, count)
 
-    def related_many(self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT) -> list[list[int]]:
+    def related_many(
+        self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT, *, in_order: Collection[int] = ()
+    ) -> list[list[int]]:
         """`related` for each (number, text), as one product of the matrix with QUERY_CHUNK of
         them at a time (as dense columns: a sparse-by-sparse product costs more than it saves):
         a batch refreshing the links of a hundred older pages pays for a few products, not a
-        hundred."""
+        hundred. `in_order`: numbers (a batch of new interviews, all in the index) each item
+        is compared with only where they are older than its own, as if they had been added
+        and compared one at a time."""
         import numpy as np
 
         if self._matrix is None or not self._numbers:
             return [[] for _ in items]
         width, found = self._matrix.shape[1], []
         pending = self._as_matrix(self._pending, width)  # scored apart: stacking would copy the matrix
+        ordered = sorted((n, self._positions[n]) for n in in_order if n in self._positions)
         for start in range(0, len(items), QUERY_CHUNK):
             chunk = items[start : start + QUERY_CHUNK]
             queries = self._as_matrix([self._query(n, t) for n, t in chunk], width).T.toarray()
             scores = np.vstack([self._matrix @ queries, pending @ queries])
-            found += [self._closest(scores[:, j], n, count) for j, (n, _) in enumerate(chunk)]
+            for j, (number, _) in enumerate(chunk):
+                column = scores[:, j]
+                column[[position for n, position in ordered if n > number]] = -1.0  # not yet there
+                found.append(self._closest(column, number, count))
         return found
 
     def _query(self, number: int, text: str) -> tuple[np.ndarray, np.ndarray]:

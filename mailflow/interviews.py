@@ -146,6 +146,35 @@ class OlderPages:
 
     newer: dict[int, set[int]] = field(default_factory=dict)  # older number -> new numbers related to it
     answered: dict[int, Related] = field(default_factory=dict)  # the batch's own new pages, by number
+    prepared: dict[int, list[int]] = field(default_factory=dict)  # new number -> its closest (`prepare`)
+    stored: dict[int, Related] = field(default_factory=dict)  # what those point to, from before the batch
+
+    def prepare(self, session: Session, app: App, batch: Sequence[Interview]) -> None:
+        """Find the cross-overs of a batch of new interviews at once, for `link_crossovers`:
+        all join the index, one product finds each one's closest among those before it
+        (related_many), and one query reads the older interviews they point to. Those the
+        batch does not answer after all leave the index again (`unprepare`)."""
+        if not batch:
+            return
+        index = app.crossovers(session)
+        items = [(interview.number, interview_text(interview.answers_json)) for interview in batch]
+        for number, text in items:
+            index.add(number, text)
+        closest = index.related_many(items, in_order=[number for number, _ in items])
+        self.prepared = {number: found for (number, _), found in zip(items, closest, strict=True)}
+        wanted = sorted({number for found in closest for number in found} - self.prepared.keys())
+        if wanted:
+            rows = session.connection().execute(_RELATED, {"numbers": wanted})
+            self.stored = {row[0]: Related(*row) for row in rows}
+
+    def unprepare(self, session: Session, app: App) -> None:
+        """The prepared interviews not answered in this batch: out of the index until they are."""
+        if not self.prepared:
+            return
+        index = app.crossovers(session)
+        for number in self.prepared:
+            index.remove(number)
+        self.prepared = {}
 
     def drop(self, number: int) -> None:
         """The new interview `number` was not answered after all (its message failed)."""
@@ -188,15 +217,19 @@ def link_crossovers(
     The older pages whose links this may change are refreshed now, or with the rest of a
     batch when it passes `older`. The related interviews are read as plain rows: this runs
     for every numbered reply."""
+    pages = older if older is not None else OlderPages()
     index = app.crossovers(session)
-    index.add(interview.number, interview_text(interview.answers_json))
-    refresh_related(session, index, interview, links)
+    automatic = pages.prepared.pop(interview.number, None)
+    if automatic is None:
+        index.add(interview.number, interview_text(interview.answers_json))
+    refresh_related(session, index, interview, links, automatic)
     related: list[int] = json.loads(interview.related_json)
     if not related:
         return []
-    pages = older if older is not None else OlderPages()
-    # The batch's own new pages may not be written yet (a batch is flushed as one): known here.
-    found = {number: pages.answered[number] for number in related if number in pages.answered}
+    # The batch's own new pages may not be written yet (a batch is flushed as one): known here,
+    # as are the older ones a prepared batch read.
+    known = {**pages.stored, **pages.answered}
+    found = {number: known[number] for number in related if number in known}
     if len(found) < len(related):
         unknown = [number for number in related if number not in found]
         found.update((row[0], Related(*row)) for row in session.connection().execute(_RELATED, {"numbers": unknown}))

@@ -58,6 +58,7 @@ PROGRESS_FROM = 200
 DECIDE_BATCH = 50
 FILE_BATCH = 500
 DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision lock: keep it short
+ANSWER_SECONDS = 0.25  # ... or the turn on the cross-overs (PostgreSQL)
 FETCH_BATCH = 100
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
 StopCheck = Callable[[], bool]
@@ -322,7 +323,7 @@ def _decide_rows(
 
 def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_stop: StopCheck) -> list[str]:
     """Queue the pages, link the cross-overs and write the replies of messages given their
-    number, up to DECIDE_BATCH or DECIDE_SECONDS' worth in one transaction; returns their new
+    number, up to DECIDE_BATCH or ANSWER_SECONDS' worth in one transaction; returns their new
     states. Workers take turns on the cross-overs (app.crossovers), not on the numbers."""
     answered: list[str] = []
     try:
@@ -368,16 +369,18 @@ def _answer_rows(
     should_stop: StopCheck,
     one_at_a_time: bool,
 ) -> tuple[list[str], OlderPages]:
-    """Answer the rows in order, up to DECIDE_SECONDS' worth; each in a savepoint of its own
+    """Answer the rows in order, up to ANSWER_SECONDS' worth; each in a savepoint of its own
     if `one_at_a_time` (decide_one), else all in the caller's. Returns the new states and
     the older pages to refresh. Nothing answering reads needs the batch's own writes
     flushed: what it needs of them (pages, replies) is known in memory."""
     answered: list[str] = []
-    deadline, older = time.monotonic() + DECIDE_SECONDS, OlderPages()
+    deadline, older = time.monotonic() + ANSWER_SECONDS, OlderPages()
     # As one unit nothing is flushed, and the replies queued so far are counted in memory:
     # the replies already sent to the batch's senders are asked once (batch_facts.py).
     senders = [inbound.sender_hash for inbound, _, _ in rows]
     facts = None if one_at_a_time else BatchFacts.for_answering(session, senders)
+    if not one_at_a_time and not app.settings.core.review:  # their cross-overs, found together
+        older.prepare(session, app, [interview for _, interview, page in rows if page is None])
     with nullcontext() if one_at_a_time else session.no_autoflush, known(session, facts):
         for inbound, interview, page in rows:
             if answered and (time.monotonic() > deadline or should_stop()):
@@ -392,6 +395,7 @@ def _answer_rows(
                     older.drop(interview.number)
             else:
                 answered.append(answer().state.value)
+    older.unprepare(session, app)
     return answered, older
 
 

@@ -3,6 +3,7 @@ comments, cross-overs, notices, the digest, forgetting a person."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from email.message import EmailMessage
@@ -261,6 +262,55 @@ def test_similar_interviews_cross_over_and_older_pages_gain_the_link(app: App) -
     )
     reply = confirmation(app, "c@example.net").get_body(("plain",)).get_content()
     assert "#00001: https://jobseekers.example/interviews/00001/" in reply
+
+
+def test_a_batch_answered_together_names_only_older_interviews_and_links_to_pages_that_exist(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of numbered replies finds its cross-overs together (OlderPages.prepare): each
+    reply names only interviews numbered before it, the older pages gain the later links at
+    the batch's end, and a batch cut short by its time takes the rest out of the index
+    again: no page ever links to an interview that has no page yet."""
+    from mailflow import worker
+    from mailflow.db import transaction
+
+    def each_a_bit_different(n: int) -> dict[int, str]:
+        agency = ("alpha", "bravo", "charlie", "delta")[n - 1]
+        return {
+            q: f"Warehouse forklift night shifts, logistics depot, agency {agency}, answer {q}." for q in range(1, 9)
+        }
+
+    for n in range(1, 5):
+        deliver(app, make_reply(each_a_bit_different(n), sender=f"P{n} <p{n}@example.net>", questions=QUESTIONS))
+    deliver(app, make_reply(NURSING, sender="B <b@example.net>", questions=QUESTIONS))
+    run_pass(app)  # one batch
+    replies = [confirmation(app, f"p{n}@example.net").get_body(("plain",)).get_content() for n in range(1, 5)]
+    for n, reply in enumerate(replies, start=1):
+        assert [f"#{k:05d}" in reply for k in range(1, 6)] == [k < n for k in range(1, 6)], reply
+    for n in range(1, 5):
+        html = page(app, n).read_text()
+        assert all(f"interviews/{k:05d}/" in html for k in range(1, 5) if k != n), n
+        assert "interviews/00005/" not in html
+
+    linked_before_their_page: list[int] = []
+    real_refresh = worker.refresh_older_pages
+
+    def check_links(session: Session, app: App, older: object) -> None:
+        real_refresh(session, app, older)  # type: ignore[arg-type]
+        with_pages = set(session.exec(select(Interview.number).join(Publication)).all())  # type: ignore[arg-type]
+        for interview in session.exec(select(Interview)).all():
+            linked_before_their_page.extend(set(json.loads(interview.related_json)) - with_pages)
+
+    monkeypatch.setattr(worker, "refresh_older_pages", check_links)
+    monkeypatch.setattr(worker, "ANSWER_SECONDS", 0.0)  # all numbered in one batch, answered one a batch
+    for n in range(6, 10):  # all like #1: its page would link to the first three of them
+        deliver(app, make_reply(each_a_bit_different(1), sender=f"P{n} <p{n}@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    with transaction(app.engine) as session:
+        assert len(app.crossovers(session)) == 9
+    assert linked_before_their_page == []
+    assert "interviews/00001/" in page(app, 9).read_text()
+    assert all(f"interviews/{k:05d}/" in page(app, 1).read_text() for k in (6, 7, 8))
 
 
 @pytest.mark.both_databases

@@ -86,6 +86,29 @@ def test_equal_texts_tie_the_same_way_one_at_a_time_and_all_at_once() -> None:
     assert index.related_many(asked) == [index.related(number, text) for number, text in asked]
 
 
+def test_a_batch_compared_at_once_finds_what_adding_one_at_a_time_finds() -> None:
+    """A batch of new interviews joins the index first, then each is compared with the
+    older ones and those of the batch before it, never after it (related_many in_order):
+    what adding and comparing them one at a time finds, pending rows and copies included."""
+    subjects = ("maths", "history", "music", "drama", "science", "geography", "latin")  # known words
+    older = {n: f"{(WAREHOUSE, NURSING, TEACHING)[n % 3]} Also {subjects[n % 7]}." for n in range(1, 61)}
+    batch = {n: f"{TEACHING} Teaching {subjects[n % 7]} to {subjects[n % 5]} students." for n in range(61, 73)}
+    batch[70] = batch[64]  # a copy of an earlier one in the same batch
+    batch[71] = f"{WAREHOUSE} Shift 2, town 5."
+    one_by_one = CrossoverIndex(older.items())
+    alone = []
+    for number, text in batch.items():
+        one_by_one.add(number, text)
+        alone.append(one_by_one.related(number, text))
+    together = CrossoverIndex(older.items())
+    for number, text in batch.items():
+        together.add(number, text)
+    assert together.related_many(list(batch.items()), in_order=list(batch)) == alone
+    assert all(alone) and any(max(found) > 60 for found in alone), "some are closest to one of the batch"
+    assert alone[list(batch).index(70)][0] == 64, "the copy finds its original"
+    assert alone[list(batch).index(71)] and max(alone[list(batch).index(71)]) <= 60
+
+
 def number_replies(app: App, *texts: str) -> None:
     for text in texts:
         answers = {n: f"{text} ({n})" for n in range(1, len(QUESTIONS) + 1)}
