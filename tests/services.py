@@ -24,7 +24,13 @@ PASSWORDS = {"jobs": "jobs-password", "host": "host-password", "seeker": "seeker
 
 @dataclass(frozen=True)
 class Services:
+    """`envelopes_from`, `log_from`: where the sink's envelopes and log stood when this test
+    run began. Only what it accepted since is looked at: a development machine's sink keeps
+    everything earlier runs and the benchmarks sent (hundreds of thousands of messages)."""
+
     env: dict[str, str]
+    envelopes_from: int = 0
+    log_from: int = 0
 
     def __getitem__(self, name: str) -> str:
         return self.env[f"MAILFLOW_TEST_{name}"]
@@ -61,10 +67,13 @@ class Services:
         return done.stdout
 
     def sink_envelopes(self) -> list[tuple[str, str, list[str]]]:
-        lines = Path(self["SMTP_ENVELOPES"]).read_text().splitlines()
+        lines = _read_from(Path(self["SMTP_ENVELOPES"]), self.envelopes_from).splitlines()
         return [
             (name, sender, rcpts.split(",")) for name, sender, rcpts in (line.split("\t") for line in lines if line)
         ]
+
+    def sink_log(self) -> str:
+        return _read_from(Path(self["SMTP_LOG"]), self.log_from)
 
     def sink_message(self, name: str) -> bytes:
         return (Path(self["SMTP_MAILDIR"]) / "new" / name).read_bytes()
@@ -128,4 +137,18 @@ def require_services() -> Services:
     ]
     if missing:
         unavailable(f"real mail servers not running ({', '.join(missing)} not answering)")
-    return Services(env)
+    sizes = [_size(env.get(f"MAILFLOW_TEST_{name}", "")) for name in ("SMTP_ENVELOPES", "SMTP_LOG")]
+    return Services(env, *sizes)
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size if path else 0
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", "replace")

@@ -85,7 +85,7 @@ def test_sends_the_stored_bytes_over_implicit_tls_on_one_connection_per_batch(
         [(name, raw)] = received(services, item.message_id)
         assert raw == crlf(item.raw)
         names.append(name)
-    log = Path(services["SMTP_LOG"]).read_text()
+    log = services.sink_log()
     peers = {
         re.search(r"(\('127\.0\.0\.1', \d+\)): accepted .* as " + re.escape(name), log).group(1)  # type: ignore[union-attr]
         for name in names
@@ -197,7 +197,7 @@ def test_xoauth2_runs_the_token_command_and_names_it_when_refused(services: Serv
 
 def peers_of(services: Services, message_ids: list[str]) -> list[str]:
     """The client address and port each message came in on, as the server logged it."""
-    log = Path(services["SMTP_LOG"]).read_text()
+    log = services.sink_log()
     peers = []
     for message_id in message_ids:
         [(name, _)] = received(services, message_id)
