@@ -106,6 +106,7 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
 
 
 def run_steps(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    app.renderer.reload()  # the host may have edited a template since the last pass
     step(fetch, app, report, should_stop)
     app.recheck_crossovers()  # other processes may have changed interviews since the last pass
     sender = BackgroundSender(app)  # sends while the pass decides and publishes

@@ -565,3 +565,30 @@ def test_a_page_changed_while_it_was_going_up_goes_up_again(app: App, monkeypatc
     with Session(app.engine) as session:
         assert session.exec(select(Publication)).one().state == "published"
     assert "Greenhouse" in (site_path(app) / "interviews" / "00001" / "index.html").read_text()
+
+
+def test_a_template_the_host_edits_shows_from_the_next_pass(tmp_path: Path) -> None:
+    """Templates are compiled once and kept (not checked on disk at every email); each pass
+    reads them afresh, so a long-running worker picks up the host's edit without a restart."""
+    import shutil
+
+    from mailflow.app import build_app
+    from mailflow.config import load_settings
+    from mailflow.render import default_templates_dir
+    from mailflow.testing import make_settings
+
+    shutil.copytree(default_templates_dir(), tmp_path / "templates")
+    app = build_app(load_settings(make_settings(tmp_path, core="templates = templates")))
+    try:
+        deliver(app, make_reply(FULL, sender="A <a@example.net>", questions=QUESTIONS))
+        run_pass(app)
+        numbered = tmp_path / "templates" / "email" / "numbered.txt"
+        subject, _, body = numbered.read_text().partition("\n")
+        numbered.write_text(f"{subject}\nGood luck with the search, from all of us.\n{body}")
+        deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS))
+        run_pass(app)
+    finally:
+        app.close()
+    first, second = (m.get_body(("plain",)).get_content() for m in outbox_messages(app))
+    assert "Good luck with the search, from all of us." not in first
+    assert "Good luck with the search, from all of us." in second
