@@ -73,6 +73,12 @@ class App:
         look at the database again when the index is next used."""
         self._crossovers_checked = False
 
+    def reload_templates(self) -> None:
+        """The templates afresh (the host may have edited one since the last pass), and with
+        them the questionnaire's own lines, which reading leaves out of the answers."""
+        self.renderer.reload()
+        self.boilerplate = tuple(self.renderer.email("questionnaire", **self.email_context()).text.splitlines())
+
     def forget_crossovers(self) -> None:
         """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""
         self._crossovers, self._crossover_turn = None, None
@@ -142,7 +148,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     app.follow_up = settings.blog.flag("follow_up", True)
     if hasattr(app.source, "known_ids"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
         app.source.known_ids = lambda message_ids: _stored_message_ids(engine, message_ids)
-    app.boilerplate = tuple(app.renderer.email("questionnaire", **app.email_context()).text.splitlines())
+    app.reload_templates()
     return app
 
 

@@ -17,7 +17,7 @@ import logging
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -221,12 +221,18 @@ class CrossoverIndex:
         self._matrix = vstack([self._matrix, self._as_matrix(self._pending, self._matrix.shape[1])], format="csr")
         self._pending = []
 
-    def remove(self, number: int) -> None:
-        position = self._positions.pop(number, None)
-        if position is not None:
-            del self._numbers[position], self._hashes[position], self._words[position], self._tfs[position]
-            self._positions = {n: i for i, n in enumerate(self._numbers)}
-            self._refit()
+    def remove(self, *numbers: int) -> None:
+        """Take these interviews out; the rest are weighed afresh, once."""
+        gone = {self._positions[number] for number in numbers if number in self._positions}
+        if not gone:
+            return
+        kept = [position for position in range(len(self._numbers)) if position not in gone]
+        self._numbers = [self._numbers[position] for position in kept]
+        self._hashes = [self._hashes[position] for position in kept]
+        self._words = [self._words[position] for position in kept]
+        self._tfs = [self._tfs[position] for position in kept]
+        self._positions = {n: i for i, n in enumerate(self._numbers)}
+        self._refit()
 
     def related(self, number: int, text: str, count: int = RELATED_COUNT) -> list[int]:
         """The numbers of the closest interviews to `text`, best first (ties: the older
@@ -246,28 +252,29 @@ class CrossoverIndex:
         return self._closest(scores, number, count)
 
     def related_many(
-        self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT, *, in_order: Collection[int] = ()
+        self, items: Sequence[tuple[int, str]], count: int = RELATED_COUNT, *, one_after_another: bool = False
     ) -> list[list[int]]:
         """`related` for each (number, text), as one product of the matrix with QUERY_CHUNK of
         them at a time (as dense columns: a sparse-by-sparse product costs more than it saves):
         a batch refreshing the links of a hundred older pages pays for a few products, not a
-        hundred. `in_order`: numbers (a batch of new interviews, all in the index) each item
-        is compared with only where they are older than its own, as if they had been added
-        and compared one at a time."""
+        hundred. `one_after_another`: the items are new interviews, all in the index, in the
+        order they are answered; each is compared with the others and with only the items
+        before it, as if they had been added and compared one after another (the same
+        closest, unless adding them all re-weighed the words: `REFIT_GROWTH`)."""
         import numpy as np
 
         if self._matrix is None or not self._numbers:
             return [[] for _ in items]
         width, found = self._matrix.shape[1], []
         pending = self._as_matrix(self._pending, width)  # scored apart: stacking would copy the matrix
-        ordered = sorted((n, self._positions[n]) for n in in_order if n in self._positions)
+        positions = [self._positions[number] for number, _ in items] if one_after_another else []
         for start in range(0, len(items), QUERY_CHUNK):
             chunk = items[start : start + QUERY_CHUNK]
             queries = self._as_matrix([self._query(n, t) for n, t in chunk], width).T.toarray()
             scores = np.vstack([self._matrix @ queries, pending @ queries])
             for j, (number, _) in enumerate(chunk):
                 column = scores[:, j]
-                column[[position for n, position in ordered if n > number]] = -1.0  # not yet there
+                column[positions[start + j + 1 :]] = -1.0  # the items after it: not there yet
                 found.append(self._closest(column, number, count))
         return found
 

@@ -151,16 +151,17 @@ class OlderPages:
 
     def prepare(self, session: Session, app: App, batch: Sequence[Interview]) -> None:
         """Find the cross-overs of a batch of new interviews at once, for `link_crossovers`:
-        all join the index, one product finds each one's closest among those before it
-        (related_many), and one query reads the older interviews they point to. Those the
-        batch does not answer after all leave the index again (`unprepare`)."""
+        all join the index, one product finds each one's closest among the older ones and
+        those of the batch answered before it (related_many), and one query reads the older
+        interviews they point to. Those the batch does not answer after all leave the index
+        again (`unprepare`). `batch`: in the order they are answered."""
         if not batch:
             return
         index = app.crossovers(session)
         items = [(interview.number, interview_text(interview.answers_json)) for interview in batch]
         for number, text in items:
             index.add(number, text)
-        closest = index.related_many(items, in_order=[number for number, _ in items])
+        closest = index.related_many(items, one_after_another=True)
         self.prepared = {number: found for (number, _), found in zip(items, closest, strict=True)}
         wanted = sorted({number for found in closest for number in found} - self.prepared.keys())
         if wanted:
@@ -171,9 +172,7 @@ class OlderPages:
         """The prepared interviews not answered in this batch: out of the index until they are."""
         if not self.prepared:
             return
-        index = app.crossovers(session)
-        for number in self.prepared:
-            index.remove(number)
+        app.crossovers(session).remove(*self.prepared)
         self.prepared = {}
 
     def drop(self, number: int) -> None:

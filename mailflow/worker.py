@@ -106,7 +106,7 @@ def run_pass(app: App, should_stop: StopCheck = lambda: False) -> PassReport:
 
 
 def run_steps(app: App, report: PassReport, should_stop: StopCheck) -> None:
-    app.renderer.reload()  # the host may have edited a template since the last pass
+    app.reload_templates()  # the host may have edited one since the last pass
     step(fetch, app, report, should_stop)
     app.recheck_crossovers()  # other processes may have changed interviews since the last pass
     sender = BackgroundSender(app)  # sends while the pass decides and publishes
@@ -375,13 +375,14 @@ def _answer_rows(
     the older pages to refresh. Nothing answering reads needs the batch's own writes
     flushed: what it needs of them (pages, replies) is known in memory."""
     answered: list[str] = []
-    deadline, older = time.monotonic() + ANSWER_SECONDS, OlderPages()
+    older = OlderPages()
     # As one unit nothing is flushed, and the replies queued so far are counted in memory:
     # the replies already sent to the batch's senders are asked once (batch_facts.py).
     senders = [inbound.sender_hash for inbound, _, _ in rows]
     facts = None if one_at_a_time else BatchFacts.for_answering(session, senders)
     if not one_at_a_time and not app.settings.core.review:  # their cross-overs, found together
         older.prepare(session, app, [interview for _, interview, page in rows if page is None])
+    deadline = time.monotonic() + ANSWER_SECONDS
     with nullcontext() if one_at_a_time else session.no_autoflush, known(session, facts):
         for inbound, interview, page in rows:
             if answered and (time.monotonic() > deadline or should_stop()):

@@ -585,8 +585,13 @@ def test_a_template_the_host_edits_shows_from_the_next_pass(tmp_path: Path) -> N
         numbered = tmp_path / "templates" / "email" / "numbered.txt"
         subject, _, body = numbered.read_text().partition("\n")
         numbered.write_text(f"{subject}\nGood luck with the search, from all of us.\n{body}")
+        questionnaire = tmp_path / "templates" / "email" / "questionnaire.txt"
+        subject, _, body = questionnaire.read_text().partition("\n")
+        questionnaire.write_text(f"{subject}\nTake your time: there is no deadline.\n{body}")
         deliver(app, make_reply(FULL, sender="B <b@example.net>", questions=QUESTIONS))
         run_pass(app)
+        # ... and what reading leaves out of answers as the questionnaire's own lines follows it.
+        assert "Take your time: there is no deadline." in app.boilerplate
     finally:
         app.close()
     first, second = (m.get_body(("plain",)).get_content() for m in outbox_messages(app))
