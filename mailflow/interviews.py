@@ -138,6 +138,14 @@ _RELATED = (
 )
 
 
+def read_related(session: Session, numbers: Sequence[int]) -> dict[int, Related]:
+    """What a reply says about these interviews, by number, read as plain rows (this runs
+    for every numbered reply or batch of them)."""
+    if not numbers:
+        return {}
+    return {row[0]: Related(*row) for row in session.connection().execute(_RELATED, {"numbers": list(numbers)})}
+
+
 @dataclass
 class OlderPages:
     """Older interviews whose related links may change as new interviews join the cross-overs.
@@ -164,9 +172,7 @@ class OlderPages:
         closest = index.related_many(items, one_after_another=True)
         self.prepared = {number: found for (number, _), found in zip(items, closest, strict=True)}
         wanted = sorted({number for found in closest for number in found} - self.prepared.keys())
-        if wanted:
-            rows = session.connection().execute(_RELATED, {"numbers": wanted})
-            self.stored = {row[0]: Related(*row) for row in rows}
+        self.stored = read_related(session, wanted)
 
     def unprepare(self, session: Session, app: App) -> None:
         """The prepared interviews not answered in this batch: out of the index until they are."""
@@ -230,8 +236,7 @@ def link_crossovers(
     known = {**pages.stored, **pages.answered}
     found = {number: known[number] for number in related if number in known}
     if len(found) < len(related):
-        unknown = [number for number in related if number not in found]
-        found.update((row[0], Related(*row)) for row in session.connection().execute(_RELATED, {"numbers": unknown}))
+        found.update(read_related(session, [number for number in related if number not in found]))
     for number in found:
         pages.newer.setdefault(number, set()).add(interview.number)
     if older is None:
