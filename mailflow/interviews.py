@@ -8,14 +8,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, select
 
 from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
 from mailflow.batch_facts import facts_for
 from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
-from mailflow.models import CrossLink, Draft, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.db import insert_new
+from mailflow.models import (
+    CrossLink,
+    Draft,
+    InboundMessage,
+    Interview,
+    OutboxItem,
+    PendingLinks,
+    Publication,
+    Subscription,
+)
 from mailflow.numbering import allocate_number
 from mailflow.pages import answers_to_json, excerpt_of
 from mailflow.parsing import ParsedMail
@@ -149,8 +159,8 @@ def read_related(session: Session, numbers: Sequence[int]) -> dict[int, Related]
 @dataclass
 class OlderPages:
     """Older interviews whose related links may change as new interviews join the cross-overs.
-    A batch of numbered replies refreshes each of them once, at its end (`refresh`), rather
-    than once for every new interview related to it."""
+    A pass refreshes each of them once, at its end (`keep_for_the_pass`, `relink_pending`),
+    rather than once for every new interview related to it."""
 
     newer: dict[int, set[int]] = field(default_factory=dict)  # older number -> new numbers related to it
     answered: dict[int, Related] = field(default_factory=dict)  # the batch's own new pages, by number
@@ -187,6 +197,15 @@ class OlderPages:
         for numbers in self.newer.values():
             numbers.discard(number)
 
+    def keep_for_the_pass(self, session: Session) -> None:
+        """The batch's new interviews, kept for the pass's end (`relink_pending`), when their
+        older pages are refreshed once: in a backlog the same older pages are related to
+        batch after batch. Kept as rows, in the batch's transaction: should the pass stop
+        first, the next one refreshes them."""
+        numbers = sorted({number for numbers in self.newer.values() for number in numbers})
+        insert_new(session, PendingLinks, [{"number": number} for number in numbers], key="number")
+        self.newer = {}
+
     def refresh(self, session: Session, app: App) -> None:
         """Their related links, afresh; pages whose links changed go up again, and people who
         asked to hear about cross-overs with theirs are told (at most weekly)."""
@@ -210,6 +229,33 @@ class OlderPages:
         self.newer = {}
 
 
+_PENDING_RELATED = select(Interview.number, Interview.related_json).where(
+    Interview.number.in_(bindparam("numbers", expanding=True))  # type: ignore[attr-defined]
+)
+
+
+def relink_pending(session: Session, app: App, limit: int) -> int:
+    """Refresh the older pages related to up to `limit` new interviews kept by
+    `OlderPages.keep_for_the_pass`, each older page once; returns how many were taken."""
+    numbers = list(
+        session.exec(
+            select(PendingLinks.number)
+            .order_by(PendingLinks.number)  # type: ignore[arg-type]
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+    if not numbers:
+        return 0
+    older = OlderPages()
+    for number, related_json in session.connection().execute(_PENDING_RELATED, {"numbers": numbers}):
+        for other in json.loads(related_json):
+            older.newer.setdefault(other, set()).add(number)
+    older.refresh(session, app)
+    session.connection().execute(delete(PendingLinks).where(PendingLinks.number.in_(numbers)))  # type: ignore[attr-defined]
+    return len(numbers)
+
+
 def link_crossovers(
     session: Session,
     app: App,
@@ -219,8 +265,8 @@ def link_crossovers(
 ) -> list[Related]:
     """Find the interview's cross-overs; returns the related interviews, closest first.
     `links`: the host's links from it, when known (none for an interview numbered just now).
-    The older pages whose links this may change are refreshed now, or with the rest of a
-    batch when it passes `older`. The related interviews are read as plain rows: this runs
+    The older pages whose links this may change are refreshed now, or at the pass's end
+    when a batch passes `older` (OlderPages.keep_for_the_pass). The related interviews are read as plain rows: this runs
     for every numbered reply."""
     pages = older if older is not None else OlderPages()
     index = app.crossovers(session)

@@ -102,6 +102,17 @@ class DigestRun(SQLModel, table=True):
     outbox_id: int | None = None
 
 
+class PendingLinks(SQLModel, table=True):
+    """A new interview whose older related pages have not yet been given a link to it. Their
+    links are refreshed once a pass, not once a batch (worker.relink_older_pages): in a
+    backlog the same older pages are related to batch after batch. A row, so that a pass
+    that stops first leaves the work for the next."""
+
+    __tablename__ = "pending_links"
+
+    number: int = Field(primary_key=True)
+
+
 class Counter(SQLModel, table=True):
     """The gapless interview counter; its row is locked while a number is allocated."""
 

@@ -7,12 +7,12 @@ again after a crash) sends exactly these bytes. Every reply is marked as automat
 
 from __future__ import annotations
 
+import binascii
 import logging
 import re
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 MAX_REFERENCES = 10
-UTF8_QP = Charset("utf-8")
-UTF8_QP.body_encoding = QP  # readable in any client's source view, 7-bit safe for any server
 
 
 class _ShortHeadersAsTheyAre(Compat32):
@@ -118,7 +116,12 @@ def compose(
         message["References"] = _header(" ".join(dict.fromkeys(chain)))
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
         part = MIMENonMultipart("text", subtype)
-        part.set_payload(body, UTF8_QP)
+        part.set_param("charset", "utf-8")
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        # Encoded by binascii (C) rather than the email package's quoprimime (Python): the
+        # same standard encoding, readable in any client's source view, 7-bit safe for any
+        # server, at a fraction of the cost.
+        part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
         message.attach(part)
     return message.as_bytes(policy=_POLICY)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 EMAIL_MARK = "[email address removed]"
 PHONE_MARK = "[phone number removed]"
@@ -36,12 +37,8 @@ def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
     text = _STRICT_EMAIL.sub(EMAIL_MARK, text)
     text = _URL.sub(_link, text)
     text = _PHONE.sub(_phone_or_not, text)
-    for name in _name_parts(sender_names):
-        # The full name in any case; a single part ("Will", "Hope") only as written, so that
-        # the words "will" and "hope" in an answer survive.
-        flags = re.IGNORECASE if " " in name else 0
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME_MARK, text, flags=flags)
-    return text
+    names = _names_pattern(tuple(sender_names))
+    return names.sub(NAME_MARK, text) if names is not None else text
 
 
 def redact_addresses(text: str) -> str:
@@ -83,6 +80,16 @@ def _phone_or_not(match: re.Match[str]) -> str:
     if digits < 7 or _YEAR_RANGE.match(candidate.strip()):
         return candidate
     return PHONE_MARK
+
+
+@lru_cache(maxsize=64)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for all the sender's names, compiled once for all their answers (a pattern
+    per name and answer cost a fifth of reading a reply). The full name in any case; a single
+    part ("Will", "Hope") only as written, so that the words "will" and "hope" in an answer
+    survive. Longest first: "Jane Roe" is one name, not "Jane" and "Roe"."""
+    parts = [f"(?i:{re.escape(name)})" if " " in name else re.escape(name) for name in _name_parts(names)]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)") if parts else None
 
 
 def _name_parts(names: Sequence[str]) -> list[str]:

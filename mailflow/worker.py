@@ -1,4 +1,4 @@
-"""A pass is a short tuple of verbs: fetch, process, send, publish, file.
+"""A pass is a short tuple of verbs: fetch, process, relink, publish, send, file.
 
 fetch   stores each new message raw as `received` and commits, before anything else;
 process decides received messages oldest first, a batch per transaction as one unit (one
@@ -6,6 +6,7 @@ process decides received messages oldest first, a batch per transaction as one u
         answered a batch at a time the same way, while a background sender already sends
         the replies of the batches before (sending.py) and, for a backlog, a second process
         reads the next messages (background_reading.py);
+relink  refreshes, once each, the older pages related to the pass's new interviews;
 publish puts queued interviews on the blog, then refreshes the listing once, while the
         sender sends the last replies;
 send    hands what is still queued to the outbox, with bounded retries;
@@ -40,7 +41,7 @@ from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, 
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
-from mailflow.interviews import OlderPages
+from mailflow.interviews import OlderPages, relink_pending
 from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.neighbours import present
 from mailflow.notices import send_crossover_notices
@@ -60,6 +61,7 @@ FILE_BATCH = 500
 DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision lock: keep it short
 ANSWER_SECONDS = 0.25  # ... or the turn on the cross-overs (PostgreSQL)
 FETCH_BATCH = 100
+RELINK_BATCH = 500  # new interviews whose older pages are refreshed in one transaction
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
 StopCheck = Callable[[], bool]
 
@@ -112,6 +114,7 @@ def run_steps(app: App, report: PassReport, should_stop: StopCheck) -> None:
     sender = BackgroundSender(app)  # sends while the pass decides and publishes
     try:
         step(process_all, app, report, sender, should_stop)
+        step(relink_older_pages, app)
         step(queue_scheduled_mail, app)
         step(publish, app, report, sender, should_stop)
     finally:
@@ -134,6 +137,22 @@ def step(action: Callable[..., object], *args: object) -> None:
         raise
     except Exception:
         logger.exception("the %s step failed; the rest of the pass goes on", getattr(action, "__name__", "?"))
+
+
+def relink_older_pages(app: App) -> None:
+    """The older pages related to the pass's new interviews, each refreshed once, before the
+    pages go up; RELINK_BATCH new interviews per transaction. Should it fail, the new
+    interviews stay kept and the next pass tries again; their replies have gone already."""
+    try:
+        while True:
+            with transaction(app.engine) as session:
+                if not relink_pending(session, app, RELINK_BATCH):
+                    return
+    except OperationalError:
+        raise
+    except Exception:
+        logger.exception("the related links of older pages were not refreshed; the next pass tries again")
+        app.forget_crossovers()
 
 
 def publish(app: App, report: PassReport, sender: BackgroundSender, should_stop: StopCheck) -> None:
@@ -345,10 +364,7 @@ def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_
             if not app.settings.core.review:
                 app.crossovers(session)  # the turn on the cross-overs, for the whole transaction
             readings = {inbound.id or 0: numbered.get(inbound.id or 0) for inbound, _, _ in rows}
-            answered, older = as_one_unit(
-                session, app, partial(_answer_rows, session, app, rows, readings, should_stop)
-            )
-            refresh_older_pages(session, app, older)
+            answered = as_one_unit(session, app, partial(_answer_rows, session, app, rows, readings, should_stop))
     except Exception:
         app.forget_crossovers()
         raise
@@ -369,11 +385,12 @@ def _answer_rows(
     readings: dict[int, Reading | None],
     should_stop: StopCheck,
     one_at_a_time: bool,
-) -> tuple[list[str], OlderPages]:
+) -> list[str]:
     """Answer the rows in order, up to ANSWER_SECONDS' worth; each in a savepoint of its own
-    if `one_at_a_time` (decide_one), else all in the caller's. Returns the new states and
-    the older pages to refresh. Nothing answering reads needs the batch's own writes
-    flushed: what it needs of them (pages, replies) is known in memory."""
+    if `one_at_a_time` (decide_one), else all in the caller's. Returns the new states; the
+    older pages related to the new interviews are kept for the pass's end. Nothing answering
+    reads needs the batch's own writes flushed: what it needs of them (pages, replies) is
+    known in memory."""
     answered: list[str] = []
     older = OlderPages()
     # As one unit nothing is flushed, and the replies queued so far are counted in memory:
@@ -398,7 +415,8 @@ def _answer_rows(
             else:
                 answered.append(answer().state.value)
     older.unprepare(session, app)
-    return answered, older
+    older.keep_for_the_pass(session)
+    return answered
 
 
 T = TypeVar("T")
@@ -453,20 +471,6 @@ class SeenInBatch:
         self.ever |= keys
         self.since_flush = keys if flush else self.since_flush | keys
         return first_time, flush
-
-
-def refresh_older_pages(session: Session, app: App, older: OlderPages) -> None:
-    """The older pages whose links the batch's new interviews may change, once for the batch.
-    Should that fail, the batch's replies still go: those pages keep their links until the
-    next interview related to them is answered."""
-    try:
-        with session.begin_nested(), session.no_autoflush:
-            older.refresh(session, app)
-    except OperationalError:
-        raise
-    except Exception:
-        logger.exception("the related links of %d older pages were not refreshed", len(older.newer))
-        app.forget_crossovers()
 
 
 def decide_one(session: Session, app: App, inbound: InboundMessage, decide: Callable[[], Outcome]) -> str:

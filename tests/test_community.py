@@ -17,7 +17,16 @@ from sqlmodel import Session, select
 from mailflow.app import App, build_app
 from mailflow.cli import main
 from mailflow.config import load_settings
-from mailflow.models import Comment, DigestRun, InboundMessage, Interview, OutboxItem, Publication, Subscription
+from mailflow.models import (
+    Comment,
+    DigestRun,
+    InboundMessage,
+    Interview,
+    OutboxItem,
+    PendingLinks,
+    Publication,
+    Subscription,
+)
 from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
 
@@ -269,7 +278,7 @@ def test_a_batch_answered_together_names_only_older_interviews_and_links_to_page
 ) -> None:
     """A batch of numbered replies finds its cross-overs together (OlderPages.prepare): each
     reply names only interviews numbered before it, the older pages gain the later links at
-    the batch's end, and a batch cut short by its time takes the rest out of the index
+    the pass's end, and a batch cut short by its time takes the rest out of the index
     again: no page ever links to an interview that has no page yet."""
     from mailflow import worker
     from mailflow.db import transaction
@@ -293,15 +302,16 @@ def test_a_batch_answered_together_names_only_older_interviews_and_links_to_page
         assert "interviews/00005/" not in html
 
     linked_before_their_page: list[int] = []
-    real_refresh = worker.refresh_older_pages
+    real_relink = worker.relink_pending
 
-    def check_links(session: Session, app: App, older: object) -> None:
-        real_refresh(session, app, older)  # type: ignore[arg-type]
+    def check_links(session: Session, app: App, limit: int) -> int:
+        taken = real_relink(session, app, limit)
         with_pages = set(session.exec(select(Interview.number).join(Publication)).all())  # type: ignore[arg-type]
         for interview in session.exec(select(Interview)).all():
             linked_before_their_page.extend(set(json.loads(interview.related_json)) - with_pages)
+        return taken
 
-    monkeypatch.setattr(worker, "refresh_older_pages", check_links)
+    monkeypatch.setattr(worker, "relink_pending", check_links)
     monkeypatch.setattr(worker, "ANSWER_SECONDS", 0.0)  # all numbered in one batch, answered one a batch
     for n in range(6, 10):  # all like #1: its page would link to the first three of them
         deliver(app, make_reply(each_a_bit_different(1), sender=f"P{n} <p{n}@example.net>", questions=QUESTIONS))
@@ -561,7 +571,8 @@ def test_replies_numbered_in_one_batch_link_to_each_other_and_to_older_pages(app
 def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
     app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A failure half way through refreshing the older pages undoes that refresh alone."""
+    """A failure half way through refreshing the older pages undoes that refresh alone; the
+    next pass refreshes them."""
     deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
     run_pass(app)
 
@@ -580,3 +591,8 @@ def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
         first = session.exec(select(Interview).where(Interview.number == 1)).one()
         assert first.related_json == "[]", "the half-done refresh was undone"
     assert "interviews/00002/" not in page(app, 1).read_text()
+    monkeypatch.undo()
+    run_pass(app)
+    assert "interviews/00002/" in page(app, 1).read_text()
+    with Session(app.engine) as session:
+        assert session.exec(select(PendingLinks)).all() == []
