@@ -12,10 +12,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Insert, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -81,6 +82,21 @@ def claim(session: Session, model: type[T], row_id: int, *conditions: Any) -> T 
     transaction's write lock already keeps other processes out."""
     query = select(model).where(model.id == row_id, *conditions).with_for_update(skip_locked=True)  # type: ignore[attr-defined]
     return session.exec(query).first()
+
+
+def add_row(session: Session, model: type[SQLModel], **values: Any) -> int:
+    """Insert one row now, without the ORM; returns its id. For rows the hot path writes and
+    does not change again in the same transaction (an interview, its page, a reply): half
+    the ORM's cost for each, and there at once for any later query in the transaction, with
+    no flush to think of. Column defaults apply as they do through the ORM."""
+    key = session.connection().execute(_insert_into(model), values).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+@cache
+def _insert_into(model: type[SQLModel]) -> Insert:
+    return insert(model)
 
 
 def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any]], key: str) -> int:

@@ -118,13 +118,12 @@ def send_digest(app: App, *, force: bool = False) -> DigestContent | None:
         if not content.has_news() and not force:
             return None
         rendered = app.renderer.email("digest", **app.email_context(), digest=content)
-        item = queue_email(
+        item_id = queue_email(
             session, kind="digest", rendered=rendered, from_name=app.settings.core.from_name,
             from_address=app.settings.core.from_address, recipient=app.settings.core.host_address,
             sender_hash="", inbound_id=None, answering=None,
         )  # fmt: skip
-        session.flush()  # for the email's id
-        session.add(DigestRun(outbox_id=item.id))
+        session.add(DigestRun(outbox_id=item_id))
     logger.info("digest queued for the host")
     return content
 

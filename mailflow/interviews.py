@@ -15,7 +15,7 @@ from mailflow.answers import Answers, extract_answers
 from mailflow.app import App
 from mailflow.batch_facts import facts_for
 from mailflow.crossovers import VISIBLE, host_links, interview_text, refresh_related
-from mailflow.db import insert_new
+from mailflow.db import add_row, insert_new
 from mailflow.models import (
     CrossLink,
     Draft,
@@ -86,15 +86,8 @@ def _assign_number(session: Session, app: App, inbound: InboundMessage, found: d
     follow arrival. Its page, cross-overs and reply follow in `answer_numbered`, outside
     that turn: other workers number the next replies meanwhile."""
     number = allocate_number(session)
-    session.add(
-        Interview(
-            number=number,
-            inbound_id=inbound.id or 0,
-            sender_hash=inbound.sender_hash,
-            answers_json=answers_to_json(app.questions, found),
-            submitted_on=inbound.arrived_at.date(),
-        )
-    )
+    add_row(session, Interview, number=number, inbound_id=inbound.id or 0, sender_hash=inbound.sender_hash,
+            answers_json=answers_to_json(app.questions, found), submitted_on=inbound.arrived_at.date())  # fmt: skip
     return InboundState.NUMBER_ASSIGNED, f"interview-{number:05d}"
 
 
@@ -114,7 +107,7 @@ def answer_numbered(
     shortened = sorted(n for n, text in answers.found.items() if len(text) > limit)
     first_state = PublicationState.AWAITING_REVIEW if app.settings.core.review else PublicationState.QUEUED
     permalink = app.publisher.permalink(interview.number)
-    session.add(Publication(interview_id=interview.id or 0, url=permalink, state=first_state))
+    add_row(session, Publication, interview_id=interview.id or 0, url=permalink, state=first_state)
     older.answered[interview.number] = Related(interview.number, interview.answers_json, permalink, first_state)
     # With review on, an interview joins the cross-overs only once the host approves it.
     # The host can link only interviews that have a page: this one has no links of theirs yet.

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, func, select
 
 from mailflow.batch_facts import facts_for
+from mailflow.db import add_row
 from mailflow.models import InboundMessage, Interview, OutboxItem
 from mailflow.parsing import MSGID_RE, ParsedMail, parse_message
 from mailflow.render import RenderedEmail
@@ -64,17 +65,13 @@ _REPLIES_SINCE = (
 
 
 def replies_today(session: Session, sender_hash: str) -> int:
-    """Emails to this person in the last day, counting those queued in this transaction and
-    not yet written (a batch of numbered replies is written as one). The statement is built
-    once and run without the ORM: this runs for every reply."""
+    """Emails to this person in the last day, counting those queued in this transaction (each
+    is written at once). The statement is built once and run without the ORM: this runs
+    for every reply."""
     if (known := facts_for(session).replies_since) is not None:
-        written = known.get(sender_hash, 0)
-    else:
-        since = now() - timedelta(days=1)
-        written = (
-            session.connection().execute(_REPLIES_SINCE, {"sender_hash": sender_hash, "since": since}).scalar_one()
-        )
-    return written + sum(1 for item in session.new if isinstance(item, OutboxItem) and item.sender_hash == sender_hash)
+        return known.get(sender_hash, 0)  # kept up to date by queue_email
+    since = now() - timedelta(days=1)
+    return int(session.connection().execute(_REPLIES_SINCE, {"sender_hash": sender_hash, "since": since}).scalar_one())
 
 
 def last_sent_kind_within(session: Session, sender_hash: str, kind: str, hours: int) -> bool:
@@ -143,7 +140,8 @@ def queue_email(
     sender_hash: str,
     inbound_id: int | None,
     answering: ParsedMail | None,
-) -> OutboxItem:
+) -> int:
+    """Write the email's row, its bytes final; returns its id."""
     domain = from_address.rsplit("@", 1)[-1]
     # Short enough never to be folded onto a second header line.
     message_id = f"<{kind}.{secrets.token_hex(10)}@{domain}>"
@@ -155,17 +153,12 @@ def queue_email(
         message_id=message_id,
         answering=answering,
     )
-    item = OutboxItem(
-        inbound_id=inbound_id,
-        kind=kind,
-        sender_hash=sender_hash,
-        recipient=recipient,
-        message_id=message_id,
-        raw=raw,
-    )
-    session.add(item)  # flushed with the rest of the decision
+    item_id = add_row(session, OutboxItem, inbound_id=inbound_id, kind=kind, sender_hash=sender_hash,
+                      recipient=recipient, message_id=message_id, raw=raw)  # fmt: skip
+    if (counted := facts_for(session).replies_since) is not None and sender_hash:
+        counted[sender_hash] = counted.get(sender_hash, 0) + 1  # the batch's count, as replies_today reads it
     logger.debug("outbox: queued %s for message %s", kind, inbound_id)  # the decision itself is logged
-    return item
+    return item_id
 
 
 def send_email(
