@@ -46,14 +46,15 @@ def handle_interview(
     if len(found) >= app.min_answers:
         if draft is not None:
             session.delete(draft)
-        earlier = _same_interview(session, inbound.sender_hash, answers_to_json(app.questions, found))
+        answers_json = answers_to_json(app.questions, found)
+        earlier = _same_interview(session, inbound.sender_hash, answers_json)
         if earlier is not None:
             # Sent again ("I never got a reply"): the same number again, not a second interview.
             context = {"number": earlier, "page_url": app.publisher.permalink(earlier), "related": [],
                        "shortened": [], "limit": limit}  # fmt: skip
             blocked = reply_to(session, app, inbound, mail, "numbered", context)
             return InboundState.ACTED_ON, join_reasons(f"resubmitted-{earlier:05d}", blocked)
-        return _assign_number(session, app, inbound, found)
+        return _assign_number(session, inbound, answers_json)
     if found:
         return _ask_for_missing(session, app, inbound, mail, found, draft)
     if owns_an_interview(session, inbound.sender_hash):
@@ -81,13 +82,13 @@ def _draft_of(session: Session, sender_hash: str) -> Draft | None:
     return session.get(Draft, sender_hash) if found else None
 
 
-def _assign_number(session: Session, app: App, inbound: InboundMessage, found: dict[int, str]) -> Decision:
+def _assign_number(session: Session, inbound: InboundMessage, answers_json: str) -> Decision:
     """Give a complete reply its number: taken in turn (worker.decide_batch), so the numbers
     follow arrival. Its page, cross-overs and reply follow in `answer_numbered`, outside
     that turn: other workers number the next replies meanwhile."""
     number = allocate_number(session)
     add_row(session, Interview, number=number, inbound_id=inbound.id or 0, sender_hash=inbound.sender_hash,
-            answers_json=answers_to_json(app.questions, found), submitted_on=inbound.arrived_at.date())  # fmt: skip
+            answers_json=answers_json, submitted_on=inbound.arrived_at.date())  # fmt: skip
     return InboundState.NUMBER_ASSIGNED, f"interview-{number:05d}"
 
 

@@ -12,7 +12,8 @@ import queue
 import threading
 from collections.abc import Callable
 
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, update
+from sqlmodel import Session, col, select
 
 from mailflow.app import App
 from mailflow.db import claim, lease_until, transaction
@@ -72,6 +73,33 @@ def record_outcome(item: OutboxItem, outcome: object) -> None:
         transition(item, OutboxState.SENT)
 
 
+_LEASABLE = (
+    select(OutboxItem.id, OutboxItem.message_id, OutboxItem.recipient, OutboxItem.raw)
+    .where(
+        OutboxItem.state == OutboxState.QUEUED,
+        OutboxItem.next_attempt_at <= bindparam("now"),  # type: ignore[arg-type]
+        OutboxItem.id > bindparam("after"),  # type: ignore[operator]
+    )
+    .order_by(OutboxItem.id)  # type: ignore[arg-type]
+    .limit(bindparam("room"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    update(OutboxItem)
+    .where(OutboxItem.id.in_(bindparam("ids", expanding=True)))  # type: ignore[union-attr]
+    .values(next_attempt_at=bindparam("until"))
+)
+_RECORD_SENT = (
+    update(OutboxItem)
+    .where(
+        OutboxItem.id.in_(bindparam("ids", expanding=True)),  # type: ignore[union-attr]
+        col(OutboxItem.state) == OutboxState.QUEUED,
+    )
+    .values(state=OutboxState.SENT.value, updated_at=bindparam("now"))
+    .returning(col(OutboxItem.id))
+)
+
+
 class BackgroundSender:
     """Sends on a thread of its own while the pass decides the next messages.
 
@@ -109,21 +137,18 @@ class BackgroundSender:
         more than HAND_OVER_BATCH are ever in flight, so each goes well within its lease."""
         self._record(session)
         room = HAND_OVER_BATCH - self._in_flight
-        items = session.exec(
-            select(OutboxItem)
-            .where(
-                OutboxItem.state == OutboxState.QUEUED,
-                OutboxItem.next_attempt_at <= now(),  # type: ignore[arg-type]
-                OutboxItem.id > self._handed_up_to,  # type: ignore[operator]
-            )
-            .order_by(OutboxItem.id)  # type: ignore[arg-type]
-            .limit(max(room, 0))
-            .with_for_update(skip_locked=True)
-        ).all()
-        until = lease_until(self.app.engine)
-        for item in items:
-            item.next_attempt_at = until
-        self._leased = [outgoing(self.app, item) for item in items]
+        # As plain statements: this runs for every batch of a backlog, and the rows' bytes
+        # are all it needs of them.
+        rows = (
+            session.connection()
+            .execute(_LEASABLE, {"now": now(), "after": self._handed_up_to, "room": max(room, 0)})
+            .all()
+        )
+        if rows:
+            until = lease_until(self.app.engine)
+            session.connection().execute(_LEASE, {"ids": [row.id for row in rows], "until": until})
+        sender = self.app.settings.core.from_address
+        self._leased = [OutgoingMail(row.id, row.message_id, sender, (row.recipient,), row.raw) for row in rows]
 
     def hand_over(self) -> None:
         """After the transaction that leased them (and recorded outcomes) committed: count what
@@ -209,13 +234,22 @@ class BackgroundSender:
         self._recording = set()
         if not self._outcomes:
             return
-        rows = session.exec(
-            select(OutboxItem).where(OutboxItem.id.in_(self._outcomes)).with_for_update()  # type: ignore[union-attr]
-        ).all()
-        for item in rows:
-            if item.state == OutboxState.QUEUED:  # another worker may have sent it once the lease ran out
-                record_outcome(item, self._outcomes[item.id or 0])
-                self._recording.add(item.id or 0)
+        # Sent, the usual outcome: one statement for them all. Only those still queued are
+        # ours to record (another worker may have sent one once its lease ran out).
+        sent = {outbox_id for outbox_id, outcome in self._outcomes.items() if not isinstance(outcome, Failure)}
+        if sent:
+            found = session.connection().execute(_RECORD_SENT, {"ids": sorted(sent), "now": now()}).scalars()
+            self._recording.update(outbox_id for outbox_id in found if outbox_id is not None)
+            logger.info("outbox: %d email(s) sent", len(self._recording))
+        failed = [outbox_id for outbox_id in self._outcomes if outbox_id not in sent]
+        if failed:
+            items = session.exec(
+                select(OutboxItem).where(OutboxItem.id.in_(failed)).with_for_update()  # type: ignore[union-attr]
+            ).all()
+            for item in items:
+                if item.state == OutboxState.QUEUED:
+                    record_outcome(item, self._outcomes[item.id or 0])
+                    self._recording.add(item.id or 0)
         # Rows no longer queued (or gone) need no record: let them go.
         for outbox_id in set(self._outcomes) - self._recording:
             del self._outcomes[outbox_id]
