@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import NamedTuple
@@ -110,17 +110,30 @@ def extract_answers(
     `trust_numbers` accepts "3. ..." lines as answers even without the questionnaire below
     them: right for a reply to our own confirmation, where the context is certain.
     """
-    texts = [mail.text_plain] if mail.text_plain else []
-    if mail.text_html:
-        texts.append(html_to_text(mail.text_html))
-    noise = {_normalise(line) for line in boilerplate if line.strip()}
+    noise = set(_boilerplate_lines(tuple(boilerplate))) | _name_lines(mail.from_name)
     found: dict[int, str] = {}
-    for text in texts:  # max() would re-run; keep the first best, plain before HTML
-        candidate = _answers_from_text(text[:MAX_TEXT], questions, noise | _name_lines(mail.from_name), trust_numbers)
+    for text in _bodies(mail):  # keep the first best, plain before HTML
+        if len(found) == len(questions):
+            break  # every question answered: the HTML cannot do better
+        candidate = _answers_from_text(text[:MAX_TEXT], questions, noise, trust_numbers)
         if len(candidate) > len(found):
             found = candidate
     missing = tuple(n for n in range(1, len(questions) + 1) if n not in found)
     return Answers(found=dict(sorted(found.items())), missing=missing)
+
+
+@functools.lru_cache(maxsize=8)
+def _boilerplate_lines(boilerplate: tuple[str, ...]) -> frozenset[str]:
+    """Our questionnaire's own lines, normalised once rather than for every reply."""
+    return frozenset(_normalise(line) for line in boilerplate if line.strip())
+
+
+def _bodies(mail: ParsedMail) -> Iterator[str]:
+    """The plain text, then the HTML as text, converted only when it is read."""
+    if mail.text_plain:
+        yield mail.text_plain
+    if mail.text_html:
+        yield html_to_text(mail.text_html)
 
 
 def html_to_text(html: str) -> str:

@@ -100,6 +100,9 @@ def _first_text(parts: list[str] | None) -> str | None:
 
 def _decoded(value: object) -> str:
     """A header value as text; RFC 2047 words decoded, undecodable bytes replaced."""
+    text = str(value)
+    if "=?" not in text:  # no encoded word: decoding would give it back as it is, at some cost
+        return text.replace("\x00", "")
     try:
         text = str(make_header(decode_header(str(value))))
     except Exception:  # noqa: BLE001 - unknown charsets, broken encoded words: keep the raw text

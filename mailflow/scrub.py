@@ -37,8 +37,8 @@ def scrub_answer(text: str, sender_names: Sequence[str] = ()) -> str:
     text = _STRICT_EMAIL.sub(EMAIL_MARK, text)
     text = _URL.sub(_link, text)
     text = _PHONE.sub(_phone_or_not, text)
-    names = _names_pattern(tuple(sender_names))
-    return names.sub(NAME_MARK, text) if names is not None else text
+    named = _names_that_may_occur(text, _name_parts(tuple(sender_names)))
+    return _names_pattern(named).sub(NAME_MARK, text) if named else text
 
 
 def redact_addresses(text: str) -> str:
@@ -82,18 +82,44 @@ def _phone_or_not(match: re.Match[str]) -> str:
     return PHONE_MARK
 
 
+# The only characters that match an ASCII letter case-insensitively in a pattern, besides
+# that letter's own two cases: the dotted and dotless i, the Kelvin sign, the long s.
+_ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u212a": "k", "\u017f": "s"})
+
+
+def _names_that_may_occur(text: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of the sender's names the text may contain, by plain substring search: a test
+    that can say yes wrongly but never misses a name the pattern would find. Most answers
+    name nobody, and then need no pattern compiled for this sender (a third of a
+    millisecond, a sixth of reading a reply)."""
+    folded = ""
+    may: list[str] = []
+    for name in names:
+        if " " not in name:  # a single part, matched only as written
+            if name in text:
+                may.append(name)
+        elif not name.isascii():
+            may.append(name)  # any case of a name beyond ASCII: leave it to the pattern
+        else:
+            folded = folded or text.translate(_ASCII_FOLD).lower()
+            if name.lower() in folded:
+                may.append(name)
+    return tuple(may)
+
+
 @lru_cache(maxsize=64)
-def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern for all the sender's names, compiled once for all their answers (a pattern
-    per name and answer cost a fifth of reading a reply). The full name in any case; a single
-    part ("Will", "Hope") only as written, so that the words "will" and "hope" in an answer
-    survive. Longest first: "Jane Roe" is one name, not "Jane" and "Roe"."""
-    parts = [f"(?i:{re.escape(name)})" if " " in name else re.escape(name) for name in _name_parts(names)]
-    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)") if parts else None
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for the sender's names found in an answer, compiled once for all their
+    answers that name them. The full name in any case; a single part ("Will", "Hope") only
+    as written, so that the words "will" and "hope" in an answer survive. Longest first
+    (`_name_parts`): "Jane Roe" is one name, not "Jane" and "Roe"."""
+    parts = [f"(?i:{re.escape(name)})" if " " in name else re.escape(name) for name in names]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(parts)})(?!\w)")
 
 
-def _name_parts(names: Sequence[str]) -> list[str]:
-    """The sender's display name and each part of it long enough to be a name."""
+@lru_cache(maxsize=64)
+def _name_parts(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The sender's display name and each part of it long enough to be a name, longest first."""
     parts: set[str] = set()
     for name in names:
         cleaned = re.sub(r"[\"'()<>,]", " ", name).strip()
@@ -101,4 +127,4 @@ def _name_parts(names: Sequence[str]) -> list[str]:
             continue
         parts.add(" ".join(cleaned.split()))
         parts.update(word for word in cleaned.split() if len(word) >= 3 and word[0].isupper())
-    return sorted(parts, key=len, reverse=True)
+    return tuple(sorted(parts, key=len, reverse=True))
