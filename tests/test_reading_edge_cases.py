@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from mailflow.answers import extract_answers
 from mailflow.parsing import parse_message
 from mailflow.scrub import scrub_answer, sender_names
@@ -32,6 +34,21 @@ def test_a_signature_block_after_the_last_answer_is_dropped() -> None:
 def test_a_name_taken_from_the_address_is_scrubbed_when_there_is_no_display_name() -> None:
     names = sender_names("", "jane.roe@acme.example")
     assert scrub_answer("Jane helped me, said Jane Roe.", names) == "[name removed] helped me, said [name removed]."
+
+
+@pytest.mark.parametrize(
+    ("sender", "answer"),
+    [
+        ("Kate Sims", "KATE SIMS was my mentor."),
+        ("Kate Sims", "\u212aate \u017fims was my mentor."),  # Kelvin sign, long s
+        ("Ingrid Isik", "\u0130NGR\u0130D \u0131S\u0131K was my mentor."),  # dotted and dotless i
+        ("\u00c9va Kov\u00e1cs", "\u00e9VA KOV\u00c1CS was my mentor."),
+    ],
+)
+def test_a_full_name_is_scrubbed_in_any_case_even_through_unicode_case_folding(sender: str, answer: str) -> None:
+    """Names are looked for by plain substring search before a pattern is compiled; that
+    search must not miss what the pattern's case-insensitive match would find."""
+    assert scrub_answer(answer, [sender]) == "[name removed] was my mentor."
 
 
 def test_scrubbing_a_huge_hostile_answer_stays_fast() -> None:
