@@ -315,3 +315,55 @@ def test_writing_short_headers_as_they_are_gives_the_same_bytes(subject: str, na
         message["References"] = " ".join(references)
     message.attach(MIMEText(subject, "plain", "utf-8"))
     assert message.as_bytes(policy=_POLICY) == message.as_bytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=120),
+    name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40),
+    text=st.text(st.characters(blacklist_categories=("Cs",)), max_size=300),
+    references=st.lists(st.from_regex(r"<[a-z0-9.]{1,30}@[a-z]{1,12}\.example>", fullmatch=True), max_size=12),
+)
+def test_a_reply_is_written_byte_for_byte_as_the_email_package_writes_it(
+    subject: str, name: str, text: str, references: list[str]
+) -> None:
+    """compose writes the frame of a reply itself, for speed: the bytes must be the ones the
+    email package's MIME classes and generator write for the same reply."""
+    import binascii
+    from email.header import Header
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.nonmultipart import MIMENonMultipart
+    from email.utils import formataddr
+
+    from mailflow.parsing import parse_message
+    from mailflow.render import RenderedEmail
+    from mailflow.replies import _POLICY, compose
+
+    chain = " ".join(references)
+    answering = parse_message(
+        f"From: a@example.net\nMessage-ID: <asked.1@example.net>\nReferences: {chain}\n\nHello\n".encode()
+    )
+    html = f"<p>{text}</p>"
+    raw = compose(RenderedEmail(subject=subject, text=text, html=html), from_name=name,
+                  from_address="interview@jobseekers.example", recipient="a@example.net",
+                  message_id="<numbered.1@jobseekers.example>", answering=answering)  # fmt: skip
+    written = message_from_bytes(raw)
+    boundary = written.get_boundary()
+    assert boundary is not None and boundary.startswith("=_")
+    message = MIMEMultipart("alternative", boundary=boundary)
+    message["From"] = formataddr((name, "interview@jobseekers.example"), charset="utf-8")
+    message["To"] = "a@example.net"
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
+    message["Date"] = str(written["Date"])
+    message["Message-ID"] = "<numbered.1@jobseekers.example>"
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message["In-Reply-To"] = "<asked.1@example.net>"
+    message["References"] = " ".join(dict.fromkeys([*references[-10:], "<asked.1@example.net>"]))
+    for subtype, body in (("plain", text), ("html", html)):
+        part = MIMENonMultipart("text", subtype)
+        part.set_param("charset", "utf-8")
+        part["Content-Transfer-Encoding"] = "quoted-printable"
+        part.set_payload(binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii"))
+        message.attach(part)
+    assert raw == message.as_bytes(policy=_POLICY)
