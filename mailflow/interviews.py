@@ -4,7 +4,7 @@ a reply to the number confirmation with changed answers edits the same interview
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -150,10 +150,15 @@ def read_related(session: Session, numbers: Sequence[int]) -> dict[int, Related]
     return {row[0]: Related(*row) for row in session.connection().execute(_RELATED, {"numbers": list(numbers)})}
 
 
+# Pages that are down, or going: taken down between a new interview's reply and the pass's
+# end, such a page is not relinked (its links would come back with the host's own).
+TAKEN_DOWN = (PublicationState.WITHDRAWAL_QUEUED, PublicationState.WITHDRAWN, PublicationState.REJECTED)
+
+
 @dataclass
 class OlderPages:
     """Older interviews whose related links may change as new interviews join the cross-overs.
-    A pass refreshes each of them once, at its end (`keep_for_the_pass`, `relink_pending`),
+    A pass refreshes each of them once, at its end (`keep_for_the_pass`, `relink`),
     rather than once for every new interview related to it."""
 
     newer: dict[int, set[int]] = field(default_factory=dict)  # older number -> new numbers related to it
@@ -192,7 +197,7 @@ class OlderPages:
             numbers.discard(number)
 
     def keep_for_the_pass(self, session: Session) -> None:
-        """The batch's new interviews, kept for the pass's end (`relink_pending`), when their
+        """The batch's new interviews, kept for the pass's end (`relink`), when their
         older pages are refreshed once: in a backlog the same older pages are related to
         batch after batch. Kept as rows, in the batch's transaction: should the pass stop
         first, the next one refreshes them."""
@@ -209,7 +214,10 @@ class OlderPages:
         rows = session.exec(
             select(Interview, Publication)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Interview.number.in_(self.newer))  # type: ignore[attr-defined]
+            .where(
+                Interview.number.in_(self.newer),  # type: ignore[attr-defined]
+                Publication.state.not_in(TAKEN_DOWN),  # type: ignore[attr-defined]
+            )
         ).all()
         their_links = host_links(session, self.newer)
         closest = index.related_many([(other.number, interview_text(other.answers_json)) for other, _ in rows])
@@ -228,26 +236,30 @@ _PENDING_RELATED = select(Interview.number, Interview.related_json).where(
 )
 
 
-def relink_pending(session: Session, app: App, limit: int) -> int:
-    """Refresh the older pages related to up to `limit` new interviews kept by
-    `OlderPages.keep_for_the_pass`, each older page once; returns how many were taken."""
-    numbers = list(
+def pending_links(session: Session, limit: int, stuck: Collection[int] = ()) -> list[int]:
+    """Up to `limit` of the new interviews kept by `OlderPages.keep_for_the_pass`, oldest
+    first, but for those `stuck` this pass; locked for this transaction (another worker
+    skips them)."""
+    return list(
         session.exec(
             select(PendingLinks.number)
+            .where(PendingLinks.number.not_in(stuck))  # type: ignore[attr-defined]
             .order_by(PendingLinks.number)  # type: ignore[arg-type]
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
     )
-    if not numbers:
-        return 0
+
+
+def relink(session: Session, app: App, numbers: Sequence[int]) -> None:
+    """Refresh the older pages related to these new interviews, each older page once, and
+    let the new interviews go from the pending ones."""
     older = OlderPages()
-    for number, related_json in session.connection().execute(_PENDING_RELATED, {"numbers": numbers}):
+    for number, related_json in session.connection().execute(_PENDING_RELATED, {"numbers": list(numbers)}):
         for other in json.loads(related_json):
             older.newer.setdefault(other, set()).add(number)
     older.refresh(session, app)
     session.connection().execute(delete(PendingLinks).where(PendingLinks.number.in_(numbers)))  # type: ignore[attr-defined]
-    return len(numbers)
 
 
 def link_crossovers(

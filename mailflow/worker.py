@@ -41,7 +41,7 @@ from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, 
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
-from mailflow.interviews import OlderPages, relink_pending
+from mailflow.interviews import OlderPages, pending_links, relink
 from mailflow.models import InboundMessage, Interview, Publication
 from mailflow.neighbours import present
 from mailflow.notices import send_crossover_notices
@@ -61,7 +61,8 @@ FILE_BATCH = 500
 DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision lock: keep it short
 ANSWER_SECONDS = 0.25  # ... or the turn on the cross-overs (PostgreSQL)
 FETCH_BATCH = 100
-RELINK_BATCH = 500  # new interviews whose older pages are refreshed in one transaction
+RELINK_BATCH = 200  # new interviews whose older pages are refreshed in one transaction (and turn)
+RELINK_DEADLOCKS = 3  # times two workers may wait on each other before the rest waits for the next pass
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
 StopCheck = Callable[[], bool]
 
@@ -141,18 +142,50 @@ def step(action: Callable[..., object], *args: object) -> None:
 
 def relink_older_pages(app: App) -> None:
     """The older pages related to the pass's new interviews, each refreshed once, before the
-    pages go up; RELINK_BATCH new interviews per transaction. Should it fail, the new
-    interviews stay kept and the next pass tries again; their replies have gone already."""
-    try:
-        while True:
+    pages go up; RELINK_BATCH new interviews per transaction. A batch that fails is gone
+    through one new interview at a time; one that still fails waits for the next pass
+    (logged) and does not hold up the others. Their replies have gone already."""
+    stuck: set[int] = set()
+    deadlocks = 0
+    while True:
+        numbers: list[int] = []
+        try:
             with transaction(app.engine) as session:
-                if not relink_pending(session, app, RELINK_BATCH):
+                numbers = pending_links(session, RELINK_BATCH, stuck)
+                if not numbers:
                     return
-    except OperationalError:
-        raise
-    except Exception:
-        logger.exception("the related links of older pages were not refreshed; the next pass tries again")
-        app.forget_crossovers()
+                relink(session, app, numbers)
+        except OperationalError as exc:
+            app.forget_crossovers()
+            if not is_deadlock(exc):
+                raise
+            deadlocks += 1
+            if deadlocks > RELINK_DEADLOCKS:
+                logger.warning("the related links of older pages wait for the next pass (other workers held them)")
+                return
+            logger.info("two workers waited on each other; the older pages' links are refreshed again")
+        except Exception:
+            app.forget_crossovers()
+            if not numbers:
+                raise
+            logger.warning("refreshing the links of older pages failed; trying each new interview alone")
+            stuck.update(_relink_one_at_a_time(app, numbers))
+
+
+def _relink_one_at_a_time(app: App, numbers: list[int]) -> list[int]:
+    """Relink each new interview in a transaction of its own; returns those that failed."""
+    failed = []
+    for number in numbers:
+        try:
+            with transaction(app.engine) as session:
+                relink(session, app, [number])
+        except OperationalError:
+            raise
+        except Exception:
+            app.forget_crossovers()
+            logger.exception("interview %05d: its older related pages were not given a link to it; next pass", number)
+            failed.append(number)
+    return failed
 
 
 def publish(app: App, report: PassReport, sender: BackgroundSender, should_stop: StopCheck) -> None:

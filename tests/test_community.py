@@ -302,16 +302,15 @@ def test_a_batch_answered_together_names_only_older_interviews_and_links_to_page
         assert "interviews/00005/" not in html
 
     linked_before_their_page: list[int] = []
-    real_relink = worker.relink_pending
+    real_relink = worker.relink
 
-    def check_links(session: Session, app: App, limit: int) -> int:
-        taken = real_relink(session, app, limit)
+    def check_links(session: Session, app: App, numbers: list[int]) -> None:
+        real_relink(session, app, numbers)
         with_pages = set(session.exec(select(Interview.number).join(Publication)).all())  # type: ignore[arg-type]
         for interview in session.exec(select(Interview)).all():
             linked_before_their_page.extend(set(json.loads(interview.related_json)) - with_pages)
-        return taken
 
-    monkeypatch.setattr(worker, "relink_pending", check_links)
+    monkeypatch.setattr(worker, "relink", check_links)
     monkeypatch.setattr(worker, "ANSWER_SECONDS", 0.0)  # all numbered in one batch, answered one a batch
     for n in range(6, 10):  # all like #1: its page would link to the first three of them
         deliver(app, make_reply(each_a_bit_different(1), sender=f"P{n} <p{n}@example.net>", questions=QUESTIONS))
@@ -568,6 +567,39 @@ def test_replies_numbered_in_one_batch_link_to_each_other_and_to_older_pages(app
         assert subscription.pending_json == "[2, 3, 4]"
 
 
+def test_one_new_interview_whose_older_pages_cannot_be_relinked_does_not_hold_up_the_others(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pass's end relinks older pages for its new interviews together; when that fails,
+    each new interview is tried alone: the others' links go up, the failing one waits for
+    the next pass."""
+    from mailflow.interviews import OlderPages
+
+    deliver(app, make_reply(WAREHOUSE, sender="A <a@example.net>", questions=QUESTIONS))
+    run_pass(app)
+    real_refresh = OlderPages.refresh
+
+    def fails_for_3(self: OlderPages, session: Session, app: App) -> None:
+        if any(3 in numbers for numbers in self.newer.values()):
+            raise RuntimeError("refreshing failed")
+        real_refresh(self, session, app)
+
+    monkeypatch.setattr(OlderPages, "refresh", fails_for_3)
+    for name in ("c", "d"):
+        similar = {n: f"Warehouse forklift work on night shifts at a logistics depot, {name} {n}." for n in range(1, 9)}
+        deliver(app, make_reply(similar, sender=f"{name.upper()} <{name}@example.net>", questions=QUESTIONS))
+    assert run_pass(app).decided == {"numbered": 2}
+    assert "interview 00003: its older related pages were not given a link to it" in caplog.text
+    assert "interviews/00002/" in page(app, 1).read_text()
+    with Session(app.engine) as session:
+        assert [row.number for row in session.exec(select(PendingLinks)).all()] == [3]
+    monkeypatch.undo()
+    run_pass(app)
+    assert "interviews/00003/" in page(app, 1).read_text() or "interviews/00003/" in page(app, 2).read_text()
+    with Session(app.engine) as session:
+        assert session.exec(select(PendingLinks)).all() == []
+
+
 def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
     app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -585,7 +617,7 @@ def test_if_older_pages_cannot_be_refreshed_the_replies_still_go(
     assert run_pass(app).decided == {"numbered": 1}
     assert "00002" in confirmation(app, "c@example.net")["Subject"]
     assert len(outbox_messages(app)) == 2
-    assert "were not refreshed" in caplog.text
+    assert "were not given a link to it" in caplog.text
     assert 'href="https://jobseekers.example/interviews/00001/"' in page(app, 2).read_text()
     with Session(app.engine) as session:
         first = session.exec(select(Interview).where(Interview.number == 1)).one()

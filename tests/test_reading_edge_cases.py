@@ -51,6 +51,20 @@ def test_a_full_name_is_scrubbed_in_any_case_even_through_unicode_case_folding(s
     assert scrub_answer(answer, [sender]) == "[name removed] was my mentor."
 
 
+@pytest.mark.parametrize(
+    ("names", "answer", "scrubbed"),
+    [
+        (sender_names("Mary Jane", "jane.watson@example.net"), "MARY JANE WATSON", "MARY [name removed]"),
+        (["Ann Lee", "Lee Van Dyke"], "ann lee van dyke", "ann [name removed]"),
+    ],
+)
+def test_overlapping_names_are_scrubbed_longest_first(names: list[str], answer: str, scrubbed: str) -> None:
+    """A display name and the name in the address can overlap: the longer one goes first,
+    so the surname does not survive next to the first name's marker (a single pattern for
+    all names took the leftmost match and left it)."""
+    assert scrub_answer(answer, names) == scrubbed
+
+
 def test_scrubbing_a_huge_hostile_answer_stays_fast() -> None:
     started = time.perf_counter()
     scrub_answer("a" * 200_000 + " http://a" + "." * 200_000 + "x")
