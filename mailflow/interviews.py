@@ -272,8 +272,8 @@ def link_crossovers(
     """Find the interview's cross-overs; returns the related interviews, closest first.
     `links`: the host's links from it, when known (none for an interview numbered just now).
     The older pages whose links this may change are refreshed now, or at the pass's end
-    when a batch passes `older` (OlderPages.keep_for_the_pass). The related interviews are read as plain rows: this runs
-    for every numbered reply."""
+    when a batch passes `older` (OlderPages.keep_for_the_pass). The related interviews are
+    read as plain rows: this runs for every numbered reply."""
     pages = older if older is not None else OlderPages()
     index = app.crossovers(session)
     automatic = pages.prepared.pop(interview.number, None)

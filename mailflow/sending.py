@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
@@ -61,7 +62,16 @@ def send_one(app: App, item_id: int) -> bool | None:
     return not isinstance(outcome, Failure)
 
 
-def outgoing(app: App, item: OutboxItem) -> OutgoingMail:
+class Queued(Protocol):
+    """What sending needs of a queued email: an OutboxItem, or a row of its columns."""
+
+    id: int | None
+    message_id: str
+    recipient: str
+    raw: bytes
+
+
+def outgoing(app: App, item: Queued) -> OutgoingMail:
     return OutgoingMail(item.id or 0, item.message_id, app.settings.core.from_address, (item.recipient,), item.raw)
 
 
@@ -147,8 +157,7 @@ class BackgroundSender:
         if rows:
             until = lease_until(self.app.engine)
             session.connection().execute(_LEASE, {"ids": [row.id for row in rows], "until": until})
-        sender = self.app.settings.core.from_address
-        self._leased = [OutgoingMail(row.id, row.message_id, sender, (row.recipient,), row.raw) for row in rows]
+        self._leased = [outgoing(self.app, row) for row in rows]  # type: ignore[arg-type]
 
     def hand_over(self) -> None:
         """After the transaction that leased them (and recorded outcomes) committed: count what
