@@ -20,6 +20,7 @@ from sqlalchemy import Engine, Insert, create_engine, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
 from mailflow.errors import ConfigError
@@ -122,6 +123,39 @@ def lock_key(session: Session, key: str, *, wait: bool = True) -> bool:
     statement = text(f"SELECT {function}(hashtextextended(:key, 0))").bindparams(key=key)
     held = session.exec(statement).scalar()  # type: ignore[call-overload]
     return wait or bool(held)
+
+
+@contextmanager
+def turn(engine: Engine, key: str) -> Iterator[bool]:
+    """Hold `key` for as long as the block lasts, across its transactions (a fetch commits
+    a batch at a time); yields False at once if another worker holds it. On PostgreSQL a
+    lock of this connection's session, so that a worker that dies lets go of it; SQLite
+    needs nothing: the run lock already lets one pass in at a time."""
+    if is_sqlite(engine):
+        yield True
+        return
+    with engine.connect() as connection:
+        held = bool(connection.execute(_TRY_SESSION_LOCK, {"key": key}).scalar())
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    connection.execute(_SESSION_UNLOCK, {"key": key})
+                    connection.commit()
+                except SQLAlchemyError:
+                    connection.invalidate()  # closed instead: that lets go of it too
+
+
+_TRY_SESSION_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")
+_SESSION_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
+
+
+def waited_for(session: Session, key: str) -> bool:
+    """Whether another worker held `key` (`turn` or `lock_key`): if so, returns once it has
+    let go. False at once if no one held it (and always on SQLite)."""
+    return not lock_key(session, key, wait=False) and lock_key(session, key)
 
 
 def is_deadlock(exc: BaseException) -> bool:

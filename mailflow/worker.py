@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from mailflow.app import App
 from mailflow.batch_facts import BatchFacts, known
-from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction
+from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction, turn, waited_for
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
@@ -61,6 +61,7 @@ FILE_BATCH = 500
 DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision lock: keep it short
 ANSWER_SECONDS = 0.25  # ... or the turn on the cross-overs (PostgreSQL)
 FETCH_BATCH = 100
+FETCH_TURN = "mailflow-fetch"
 RELINK_BATCH = 200  # new interviews whose older pages are refreshed in one transaction (and turn)
 RELINK_DEADLOCKS = 3  # times two workers may wait on each other before the rest waits for the next pass
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
@@ -229,6 +230,16 @@ def pass_lock(app: App) -> AbstractContextManager[bool]:
 
 
 def fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
+    """Store what is new in the mailbox. One worker fetches at a time: the others would only
+    download the same messages again. They decide what it stores meanwhile (process_all)."""
+    with turn(app.engine, FETCH_TURN) as ours:
+        if not ours:
+            logger.info("another worker is fetching from the mailbox; this one decides what it stores")
+            return
+        _fetch(app, report, should_stop)
+
+
+def _fetch(app: App, report: PassReport, should_stop: StopCheck) -> None:
     batch: list[dict[str, object]] = []
     batch_bytes = 0
     for incoming in app.source.fetch():
@@ -258,10 +269,9 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
     sends the replies already decided. A batch is decided in turn (numbers follow arrival),
     then the numbered replies of the batch are answered (pages, cross-overs, replies) while
     another worker takes its turn; a worker waiting for its turn reads the next messages."""
-    with transaction(app.engine) as session:
-        waiting = session.exec(
-            select(func.count()).select_from(InboundMessage).where(InboundMessage.state.in_(IN_PROGRESS))  # type: ignore[attr-defined]
-        ).one()
+    waiting = _waiting(app)
+    if not waiting and _fetched_elsewhere(app):
+        waiting = _waiting(app)
     if not waiting:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
@@ -289,10 +299,24 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
                     logger.info("two workers waited on each other; the batch is done again")
                     continue
                 count(decided or [])
-                if not answered and decided == []:
+                if not answered and decided == [] and not _fetched_elsewhere(app):
                     break
     finally:
         reader.close()
+
+
+def _waiting(app: App) -> int:
+    with transaction(app.engine) as session:
+        return session.exec(
+            select(func.count()).select_from(InboundMessage).where(InboundMessage.state.in_(IN_PROGRESS))  # type: ignore[attr-defined]
+        ).one()
+
+
+def _fetched_elsewhere(app: App) -> bool:
+    """Whether another worker was fetching (`fetch`): if so, returns once it has stored all
+    it fetched, which this one then decides too."""
+    with transaction(app.engine) as session:
+        return waited_for(session, FETCH_TURN)
 
 
 Numbered = dict[int, Reading]

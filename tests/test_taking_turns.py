@@ -16,16 +16,18 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from mailflow import reading as reading_module
+from mailflow import worker as worker_module
 from mailflow.app import App, build_app
 from mailflow.cli import main
 from mailflow.config import load_settings
-from mailflow.db import is_deadlock, lock_key, transaction
+from mailflow.db import is_deadlock, lock_key, transaction, turn
+from mailflow.errors import SourceError
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
 from mailflow.publishing import publish_batch
 from mailflow.reading import ReadAhead
 from mailflow.sending import BackgroundSender
 from mailflow.testing import make_reply, make_settings, wait_until
-from mailflow.worker import PassReport, decide_batch, fetch, process_all, run_pass
+from mailflow.worker import FETCH_TURN, PassReport, _fetch, decide_batch, fetch, process_all, run_pass
 
 from conftest import QUESTIONS, deliver, outbox_messages
 from databases import fresh_postgres_database
@@ -239,3 +241,44 @@ def test_a_batch_undone_to_break_a_deadlock_is_done_again_and_counted_once(app: 
     assert sorted(m["To"] for m in outbox_messages(app)) == ["ada@example.net", "bo@example.net", "cy@example.net"]
     with Session(app.engine) as session:
         assert [i.number for i in session.exec(select(Interview).order_by(Interview.number)).all()] == [1, 2, 3]
+
+
+def test_one_worker_fetches_at_a_time_and_the_others_decide_what_it_stores(postgres_app: App) -> None:
+    """Workers polling one mailbox would each download every message: while one fetches, a
+    pass elsewhere does not; it decides what the fetching worker stores, and when it runs
+    out before that worker has finished it waits for it rather than ending its pass."""
+    for sender in SENDERS[:2]:
+        deliver(postgres_app, make_reply(FULL, sender=sender, questions=QUESTIONS))
+    other = build_app(load_settings(postgres_app.settings.path))  # the fetching worker, as another process would be
+    holding, release = threading.Event(), threading.Event()
+
+    def fetching_worker() -> None:
+        with turn(other.engine, FETCH_TURN) as ours:
+            assert ours
+            holding.set()
+            release.wait(10)
+            _fetch(other, PassReport(), never)  # it stores them only now
+
+    fetcher = threading.Thread(target=fetching_worker)
+    fetcher.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(0.5, release.set).start()
+        report = run_pass(postgres_app)
+    finally:
+        release.set()
+        fetcher.join(10)
+        other.close()
+    assert report.fetched == 0  # it did not download them too
+    assert report.decided == {"numbered": 2}  # it waited for the other's fetch and decided both
+    assert {m["To"] for m in outbox_messages(postgres_app)} == {"ada@example.net", "bo@example.net"}
+
+
+def test_the_fetch_turn_is_let_go_when_the_fetch_fails(postgres_app: App, monkeypatch) -> None:
+    def broken(*_args: object) -> None:
+        raise SourceError("the mailbox cannot be reached")
+
+    monkeypatch.setattr(worker_module, "_fetch", broken)
+    run_pass(postgres_app)
+    with turn(postgres_app.engine, FETCH_TURN) as ours:
+        assert ours
