@@ -36,6 +36,7 @@ class Drain:
     seconds: float
     workers: list[dict] = field(default_factory=list)
     replies_at_sink: int = 0
+    busy_cores: float = 0.0  # the machine's cores kept busy on average, all processes together
 
     @property
     def peak_mb(self) -> float:
@@ -119,7 +120,7 @@ def run_children(settings: list[Path], profile: Path | None = None) -> Drain:
         line = child.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"worker did not start: {line!r}; see {settings[0].parent}/worker*.log")
-    started = time.perf_counter()
+    started, busy_before = time.perf_counter(), cpu_jiffies()
     for child, _ in children:
         assert child.stdin is not None
         child.stdin.write("go\n")
@@ -131,7 +132,21 @@ def run_children(settings: list[Path], profile: Path | None = None) -> Drain:
         if child.returncode != 0:
             raise RuntimeError(f"worker failed ({child.returncode}); see {settings[0].parent}/worker*.log")
         reports.append(json.loads(out.strip().splitlines()[-1]))
-    return Drain(count=0, seconds=time.perf_counter() - started, workers=reports)
+    busy, total = (after - before for after, before in zip(cpu_jiffies(), busy_before, strict=True))
+    return Drain(count=0, seconds=time.perf_counter() - started, workers=reports,
+                 busy_cores=(os.cpu_count() or 1) * busy / max(total, 1))  # fmt: skip
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, all) time of the machine's cores so far (/proc/stat; (0, 0) where it is not there).
+    Busy counts everything on the machine: the workers, their servers, and anyone else."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
 
 
 # -- the floor ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import shutil
 import statistics
@@ -213,6 +214,12 @@ def bench_workers(
                     f"{secs(one.seconds)} ({one.rate:.0f}/s)", f"{speedup:.2f}× faster", "≥ 1.3×",
                     speedup >= 1.3))  # fmt: skip
     notes.append("two workers: " + "; ".join(w["summary"] for w in two.workers))
+    # What bounds the ratio: cores one worker leaves idle (its background reader, the sink and
+    # the databases already run beside it), with no extra work for the second worker at all.
+    cores = os.cpu_count() or 1
+    notes.append(f"two workers: cores busy on average: one worker {one.busy_cores:.2f} of {cores}, two workers "
+                 f"{two.busy_cores:.2f}; two can be at most {cores / max(one.busy_cores, 0.01):.2f}× as fast "
+                 f"as one here, with every core busy and no work that one worker would not do too")  # fmt: skip
 
 
 def bench_latency(

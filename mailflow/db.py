@@ -152,10 +152,19 @@ _TRY_SESSION_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))
 _SESSION_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))")
 
 
-def waited_for(session: Session, key: str) -> bool:
-    """Whether another worker held `key` (`turn` or `lock_key`): if so, returns once it has
-    let go. False at once if no one held it (and always on SQLite)."""
-    return not lock_key(session, key, wait=False) and lock_key(session, key)
+def held(session: Session, key: str) -> bool:
+    """Whether a worker holds `key` now (`turn` or `lock_key`), asked without taking it: a
+    worker that only looks never keeps another from its turn. Never on SQLite."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return bool(session.exec(_HELD.bindparams(key=key)).scalar())  # type: ignore[call-overload]
+
+
+# pg_locks shows a bigint advisory key as its high (classid) and low (objid) 32 bits.
+_HELD = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0))"
+)
 
 
 def is_deadlock(exc: BaseException) -> bool:

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from mailflow.app import App
 from mailflow.batch_facts import BatchFacts, known
-from mailflow.db import insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction, turn, waited_for
+from mailflow.db import held, insert_new, is_deadlock, is_sqlite, lock_key, run_lock, transaction, turn
 from mailflow.digest import is_digest_due, send_digest
 from mailflow.errors import SourceError
 from mailflow.files import write_atomically
@@ -62,6 +62,7 @@ DECIDE_SECONDS = 0.25  # a batch holds the write lock (SQLite) and the decision 
 ANSWER_SECONDS = 0.25  # ... or the turn on the cross-overs (PostgreSQL)
 FETCH_BATCH = 100
 FETCH_TURN = "mailflow-fetch"
+FETCH_POLL_SECONDS = 0.05  # a worker that has run out while another fetches looks again this often
 RELINK_BATCH = 200  # new interviews whose older pages are refreshed in one transaction (and turn)
 RELINK_DEADLOCKS = 3  # times two workers may wait on each other before the rest waits for the next pass
 FETCH_BATCH_BYTES = 20 * 1024 * 1024  # a few large messages make a batch too: memory stays flat
@@ -270,7 +271,7 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
     then the numbered replies of the batch are answered (pages, cross-overs, replies) while
     another worker takes its turn; a worker waiting for its turn reads the next messages."""
     waiting = _waiting(app)
-    if not waiting and _fetched_elsewhere(app):
+    while not waiting and _more_coming(app):
         waiting = _waiting(app)
     if not waiting:
         return
@@ -299,7 +300,7 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
                     logger.info("two workers waited on each other; the batch is done again")
                     continue
                 count(decided or [])
-                if not answered and decided == [] and not _fetched_elsewhere(app):
+                if not answered and decided == [] and not _more_coming(app):
                     break
     finally:
         reader.close()
@@ -312,11 +313,15 @@ def _waiting(app: App) -> int:
         ).one()
 
 
-def _fetched_elsewhere(app: App) -> bool:
-    """Whether another worker was fetching (`fetch`): if so, returns once it has stored all
-    it fetched, which this one then decides too."""
+def _more_coming(app: App) -> bool:
+    """Whether another worker is fetching (`fetch`): what it stores next is for this pass
+    too. If so, returns after a moment, so that a pass that has run out does not ask again
+    at once. (Once it has finished, it decides whatever this one has not.)"""
     with transaction(app.engine) as session:
-        return waited_for(session, FETCH_TURN)
+        if not held(session, FETCH_TURN):
+            return False
+    time.sleep(FETCH_POLL_SECONDS)
+    return True
 
 
 Numbered = dict[int, Reading]

@@ -20,7 +20,7 @@ from mailflow import worker as worker_module
 from mailflow.app import App, build_app
 from mailflow.cli import main
 from mailflow.config import load_settings
-from mailflow.db import is_deadlock, lock_key, transaction, turn
+from mailflow.db import held, is_deadlock, lock_key, transaction, turn
 from mailflow.errors import SourceError
 from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
 from mailflow.publishing import publish_batch
@@ -282,3 +282,20 @@ def test_the_fetch_turn_is_let_go_when_the_fetch_fails(postgres_app: App, monkey
     run_pass(postgres_app)
     with turn(postgres_app.engine, FETCH_TURN) as ours:
         assert ours
+
+
+def test_asking_whether_a_turn_is_held_neither_takes_it_nor_keeps_another_from_it(postgres_app: App) -> None:
+    engine = postgres_app.engine
+    with transaction(engine) as looking:
+        assert not held(looking, FETCH_TURN)
+        with turn(engine, FETCH_TURN) as ours:  # the looker's transaction is still open
+            assert ours
+            with transaction(engine) as other:
+                assert held(other, FETCH_TURN) and not held(other, "mailflow-something-else")
+            with turn(engine, FETCH_TURN) as again:
+                assert not again
+    with transaction(engine) as other:
+        assert not held(other, FETCH_TURN)
+        lock_key(other, FETCH_TURN)
+        with transaction(engine) as looking:
+            assert held(looking, FETCH_TURN)
