@@ -42,27 +42,34 @@ class App:
     _crossovers: CrossoverIndex | None = None
     _crossovers_checked: bool = False
     _crossover_turn: object | None = None  # the transaction that holds the turn on the cross-overs
+    _checked_in: object | None = None  # the transaction in which the index last caught up
     follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
-    def crossovers(self, session: Session) -> CrossoverIndex:
+    def crossovers(self, session: Session, *, turn: bool = True) -> CrossoverIndex:
         """The cross-over index: built on first use and kept up to date by this process as it
         numbers. On SQLite it looks at the database again once per `recheck` (a pass); on
-        PostgreSQL once per transaction, after taking the turn on the cross-overs."""
-        self.take_crossover_turn(session)
+        PostgreSQL once per transaction, after taking the turn on the cross-overs. Without
+        `turn`, for a transaction that changes only rows it has locked itself and asks for
+        the index after locking them (OlderPages.refresh): it catches up all the same."""
+        if turn:
+            self.take_crossover_turn(session)
+        elif not is_sqlite(self.engine) and self._checked_in is not session.get_transaction():
+            self._crossovers_checked = False
         if self._crossovers is not None and not self._crossovers_checked:
             if not self._crossovers.catch_up(session):
                 self._crossovers = None
         if self._crossovers is None:
             self._crossovers = CrossoverIndex.from_database(session)
-        self._crossovers_checked = True
+        self._crossovers_checked, self._checked_in = True, session.get_transaction()
         return self._crossovers
 
     def take_crossover_turn(self, session: Session) -> None:
-        """On PostgreSQL, workers change the same older pages' links as they answer numbered
-        replies: a transaction that does takes this turn (once; it lasts until the
-        transaction ends) before it touches a page, and then sees what the others committed.
-        On SQLite one transaction writes at a time anyway."""
+        """On PostgreSQL, workers answering numbered replies take turns, so that a new
+        interview's cross-overs are found among all those answered before it, as do the
+        host's commands that change pages or links: a transaction that does takes this turn
+        (once; it lasts until the transaction ends) before it touches a page, and then sees
+        what the others committed. On SQLite one transaction writes at a time anyway."""
         transaction = session.get_transaction()
         if not is_sqlite(self.engine) and self._crossover_turn is not transaction:
             lock_key(session, "mailflow-crossovers")
@@ -81,7 +88,7 @@ class App:
 
     def forget_crossovers(self) -> None:
         """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""
-        self._crossovers, self._crossover_turn = None, None
+        self._crossovers, self._crossover_turn, self._checked_in = None, None, None
 
     @property
     def min_answers(self) -> int:
@@ -147,19 +154,26 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     )
     app.follow_up = settings.blog.flag("follow_up", True)
     if hasattr(app.source, "known_ids"):  # IMAP re-scans after a UIDVALIDITY change go by Message-ID
-        app.source.known_ids = lambda message_ids: _stored_message_ids(engine, message_ids)
+        app.source.known_ids = lambda message_ids, current: _stored_message_ids(engine, message_ids, current)
     app.reload_templates()
     return app
 
 
-def _stored_message_ids(engine: Engine, message_ids: set[str]) -> set[str]:
-    """Which of these Message-IDs are stored already: one query per batch of messages."""
-    from sqlmodel import select
+def _stored_message_ids(engine: Engine, message_ids: set[str], current: str) -> set[str]:
+    """Which of these Message-IDs are stored already under a source key not starting with
+    `current`: one query per batch of messages. (Messages are stored, and given their
+    Message-ID as they are decided, while a re-scan goes on: one delivered twice into the
+    folder being re-scanned must not pass for the first.)"""
+    from sqlalchemy import not_
+    from sqlmodel import col, select
 
     from mailflow.models import InboundMessage
 
     if not message_ids:
         return set()
     with Session(engine) as session:
-        query = select(InboundMessage.message_id).where(InboundMessage.message_id.in_(message_ids))  # type: ignore[attr-defined]
+        query = select(InboundMessage.message_id).where(
+            InboundMessage.message_id.in_(message_ids),  # type: ignore[attr-defined]
+            not_(col(InboundMessage.source_key).startswith(current, autoescape=True)),
+        )
         return set(session.exec(query).all())

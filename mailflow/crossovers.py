@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, func, select
 
 from mailflow.models import CrossLink, Interview, Publication
@@ -73,6 +74,14 @@ def words(text: str) -> list[str]:
     return [word for word in WORD.findall(text.replace("'", "")) if word not in STOP_WORDS]
 
 
+_CHANGED_SINCE = (
+    select(Interview.number, Interview.answers_json, Publication.state)
+    .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
+    .where(Publication.updated_at >= bindparam("since"))  # type: ignore[arg-type]
+    .order_by(Interview.number)  # type: ignore[arg-type]
+)
+
+
 class CrossoverIndex:
     """The answers of every visible interview as unit-length TF-IDF rows, by interview number.
 
@@ -94,6 +103,7 @@ class CrossoverIndex:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (word ids, weights) of later rows
         self._fitted_size = 0
         self.synced_at: datetime | None = None  # when the database was last read (from_database, catch_up)
+        self._taken_in: dict[int, int] = {}  # number -> hash of the answers_json last read for it
         for number, text in documents:
             self._append(number, text)
         self._refit()
@@ -109,6 +119,7 @@ class CrossoverIndex:
         ).all()
         index = cls((number, interview_text(answers)) for number, answers in rows)
         index.synced_at = started
+        index._taken_in = {number: hash(answers) for number, answers in rows}
         return index
 
     def catch_up(self, session: Session) -> bool:
@@ -123,17 +134,15 @@ class CrossoverIndex:
         # own clocks; look a little further back. SQLite lets one writer in at a time.
         margin = timedelta(0) if session.get_bind().dialect.name == "sqlite" else SYNC_MARGIN
         started, since = now(), self.synced_at - margin
-        changed = session.exec(
-            select(Interview.number, Interview.answers_json, Publication.state)
-            .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
-            .where(Publication.updated_at >= since)  # type: ignore[arg-type]
-            .order_by(Interview.number)  # type: ignore[arg-type]
-        ).all()
-        for number, answers, state in changed:
-            if state in VISIBLE:
-                self.add(number, interview_text(answers))
-            else:
+        # Plain rows: in a backlog this window holds the last few seconds' interviews, read
+        # again each time, and most are here already, unchanged: their answers are not
+        # read again (a hash of the stored text says so).
+        for number, answers, state in session.connection().execute(_CHANGED_SINCE, {"since": since}):
+            if state not in VISIBLE:
                 self.remove(number)
+            elif number not in self._positions or self._taken_in.get(number) != hash(answers):
+                self.add(number, interview_text(answers))
+                self._taken_in[number] = hash(answers)
         visible = session.exec(
             select(func.count()).select_from(Publication).where(Publication.state.in_(VISIBLE))  # type: ignore[attr-defined]
         ).one()

@@ -207,10 +207,14 @@ class OlderPages:
 
     def refresh(self, session: Session, app: App) -> None:
         """Their related links, afresh; pages whose links changed go up again, and people who
-        asked to hear about cross-overs with theirs are told (at most weekly)."""
+        asked to hear about cross-overs with theirs are told (at most weekly).
+
+        Without the turn on the cross-overs: this changes only the rows it locks here, in
+        order of number (two workers relinking side by side wait for each other's rows, not
+        for each other), and it reads the host's links and the index only once they are
+        locked, so it sees whatever another worker wrote to them before letting go."""
         if not self.newer:
             return
-        index = app.crossovers(session)
         rows = session.exec(
             select(Interview, Publication)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
@@ -218,14 +222,23 @@ class OlderPages:
                 Interview.number.in_(self.newer),  # type: ignore[attr-defined]
                 Publication.state.not_in(TAKEN_DOWN),  # type: ignore[attr-defined]
             )
+            .order_by(Interview.number)  # type: ignore[arg-type]
+            .with_for_update()
         ).all()
         their_links = host_links(session, self.newer)
+        index = app.crossovers(session, turn=False)
         closest = index.related_many([(other.number, interview_text(other.answers_json)) for other, _ in rows])
         for (other, publication), automatic in zip(rows, closest, strict=True):
             if refresh_related(session, index, other, their_links.get(other.number, []), automatic):
                 requeue(publication)
         told = {other.id: self.newer[other.number] for other, _ in rows if self.newer[other.number]}
-        for subscription in session.exec(select(Subscription).where(Subscription.interview_id.in_(told))).all():  # type: ignore[attr-defined]
+        subscriptions = session.exec(
+            select(Subscription)
+            .where(Subscription.interview_id.in_(told))  # type: ignore[attr-defined]
+            .order_by(Subscription.id)  # type: ignore[arg-type]
+            .with_for_update()
+        ).all()
+        for subscription in subscriptions:
             pending = {*json.loads(subscription.pending_json), *told[subscription.interview_id]}
             subscription.pending_json = json.dumps(sorted(pending))
         self.newer = {}

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from mailflow import crossovers as crossovers_module
 from mailflow.app import App, build_app
 from mailflow.cli import main
 from mailflow.config import load_settings
 from mailflow.crossovers import MERGE_PENDING, CrossoverIndex, words
+from mailflow.models import Interview, Publication
 from mailflow.states import now
 from mailflow.testing import make_reply, make_settings
 from mailflow.worker import run_pass
@@ -171,3 +174,39 @@ def test_an_index_that_missed_changes_is_built_again(app: App) -> None:
         index = app.crossovers(session)
     assert index is not kept and len(index) == 3
     assert index.related(9, TEACHING) == [3]
+
+
+def test_catching_up_takes_in_an_edit_and_reads_unchanged_answers_only_once(
+    database_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Catching up re-reads the last few seconds' changes every time (a margin for other
+    workers' clocks): answers already taken in from the database are not read again (those
+    this worker added itself, once), an edit is."""
+    app = build_app(load_settings(make_settings(tmp_path, database=database_url)))
+    number_replies(app, WAREHOUSE, NURSING)
+    with Session(app.engine) as session:
+        index = app.crossovers(session)
+    read: list[str] = []
+    real_text = crossovers_module.interview_text
+    monkeypatch.setattr(crossovers_module, "interview_text", lambda answers: read.append(answers) or real_text(answers))
+    for _ in range(3):  # nothing changed, but within the margin: each read once at most
+        with Session(app.engine) as session:
+            assert index.catch_up(session)
+    assert len(read) <= 2
+    read.clear()
+    with Session(app.engine) as session:
+        assert index.catch_up(session)
+    assert read == []
+    # Another process edits #2's answers (its page is queued again, so it counts as changed).
+    with Session(app.engine) as session:
+        second = session.exec(select(Interview).where(Interview.number == 2)).one()
+        second.answers_json = json.dumps([{"question": QUESTIONS[0], "answer": TEACHING}])
+        page = session.exec(select(Publication).where(Publication.interview_id == second.id)).one()
+        page.updated_at = now()
+        session.add_all([second, page])
+        session.commit()
+    with Session(app.engine) as session:
+        assert index.catch_up(session)
+    assert len(read) == 1 and TEACHING in read[0]
+    assert index.related(9, TEACHING) == [2] and index.related(9, NURSING) == []
+    app.close()

@@ -162,6 +162,33 @@ def test_after_a_uidvalidity_reset_nothing_is_processed_twice_and_nothing_skippe
         app.close()
 
 
+def test_a_message_delivered_twice_is_stored_twice_even_while_the_first_is_decided(
+    services: Services, tmp_path: Path
+) -> None:
+    """A first pass (no UID state yet) looks for each message's Message-ID among those
+    stored; another worker decides what this one stores meanwhile. The second delivery of a
+    message whose first was stored and decided by then is still stored (and ignored as a
+    duplicate in its turn): every message in the folder ends in a recorded state."""
+    folder = services.fresh_folder()
+    twice = make_request(sender="twice@example.test", subject="sent twice")
+    for raw in (twice, make_request(sender="other@example.test"), twice):
+        services.append(folder, raw)
+    app = build(services, tmp_path, folder, batch_size="1")
+    try:
+        fetching = app.source.fetch()
+        first = next(fetching)
+        with Session(app.engine) as session:  # stored and decided (by another worker) meanwhile
+            session.add(
+                InboundMessage(source_key=first.key, raw=first.raw, size=len(first.raw), message_id=msgid(twice))
+            )
+            session.commit()
+        rest = list(fetching)
+        assert [parsed(mail.raw)["Subject"] for mail in rest] == ["Interview?", "sent twice"]
+        assert len({first.key, *(mail.key for mail in rest)}) == 3
+    finally:
+        app.close()
+
+
 def test_idle_push_mode_answers_new_mail_within_seconds(services: Services, tmp_path: Path) -> None:
     folder = services.fresh_folder()
     app = build(services, tmp_path, folder, idle="yes")

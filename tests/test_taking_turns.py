@@ -5,6 +5,7 @@ this one hold others while it waits."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +23,21 @@ from mailflow.cli import main
 from mailflow.config import load_settings
 from mailflow.db import held, is_deadlock, lock_key, transaction, turn
 from mailflow.errors import SourceError
-from mailflow.models import InboundMessage, Interview, OutboxItem, Publication
+from mailflow.models import InboundMessage, Interview, OutboxItem, PendingLinks, Publication
 from mailflow.publishing import publish_batch
 from mailflow.reading import ReadAhead
 from mailflow.sending import BackgroundSender
 from mailflow.testing import make_reply, make_settings, wait_until
-from mailflow.worker import FETCH_TURN, PassReport, _fetch, decide_batch, fetch, process_all, run_pass
+from mailflow.worker import (
+    FETCH_TURN,
+    PassReport,
+    _fetch,
+    decide_batch,
+    fetch,
+    process_all,
+    relink_older_pages,
+    run_pass,
+)
 
 from conftest import QUESTIONS, deliver, outbox_messages
 from databases import fresh_postgres_database
@@ -299,3 +309,27 @@ def test_asking_whether_a_turn_is_held_neither_takes_it_nor_keeps_another_from_i
         lock_key(other, FETCH_TURN)
         with transaction(engine) as looking:
             assert held(looking, FETCH_TURN)
+
+
+def test_older_pages_are_relinked_without_waiting_for_a_worker_that_is_answering(postgres_app: App) -> None:
+    """Relinking changes only the older pages' own rows, which it locks: a worker answering
+    meanwhile (holding the turn on the cross-overs) does not hold it up, so two workers
+    ending their passes relink side by side."""
+    fetched(postgres_app, 2)
+    sender = BackgroundSender(postgres_app)
+    process_all(postgres_app, PassReport(), sender, never)
+    sender.finish()
+    with Session(postgres_app.engine) as session:
+        assert session.exec(select(PendingLinks.number)).all() == [2]  # it has an older page to relink
+        first = session.exec(select(Interview).where(Interview.number == 1)).one()
+        assert json.loads(first.related_json) == []  # it was answered before the second
+    with transaction(postgres_app.engine) as answering:
+        lock_key(answering, "mailflow-crossovers")
+        relinking = threading.Thread(target=relink_older_pages, args=(postgres_app,))
+        relinking.start()
+        relinking.join(10)
+        assert not relinking.is_alive(), "relinking waited for the turn on the cross-overs"
+    with Session(postgres_app.engine) as session:
+        first = session.exec(select(Interview).where(Interview.number == 1)).one()
+        assert json.loads(first.related_json) == [2]
+        assert session.exec(select(PendingLinks)).all() == []

@@ -147,12 +147,15 @@ class ImapSource:
         self,
         settings: ImapSettings,
         connect: Callable[[ImapSettings], IMAPClient] = open_imap,
-        known_ids: Callable[[set[str]], set[str]] = lambda message_ids: set(),
+        known_ids: Callable[[set[str], str], set[str]] = lambda message_ids, current: set(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.connect = connect
-        self.known_ids = known_ids  # the Message-IDs already stored; asked only after UIDVALIDITY changed
+        # The Message-IDs already stored but for rows keyed under `current` (this folder's
+        # UIDVALIDITY now: those are known by UID, and a second delivery of one message is a
+        # message of its own); asked only after UIDVALIDITY changed.
+        self.known_ids = known_ids
         self.sleep = sleep
         self.state = UidState(settings.state_file)
         self._client: IMAPClient | None = None
@@ -211,7 +214,9 @@ class ImapSource:
             message_ids[uid] = (
                 found.group(0).decode("ascii", "replace") if found else _header_msgid(item.get(part, b""))
             )
-        stored = self.known_ids({message_id for message_id in message_ids.values() if message_id})
+        stored = self.known_ids(
+            {message_id for message_id in message_ids.values() if message_id}, f"imap:{folder}:{validity}:"
+        )
         known = {uid for uid, message_id in message_ids.items() if message_id in stored}
         if known:
             logger.info(
