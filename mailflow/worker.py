@@ -270,9 +270,7 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
     sends the replies already decided. A batch is decided in turn (numbers follow arrival),
     then the numbered replies of the batch are answered (pages, cross-overs, replies) while
     another worker takes its turn; a worker waiting for its turn reads the next messages."""
-    waiting = _waiting(app)
-    while not waiting and _more_coming(app):
-        waiting = _waiting(app)
+    waiting = _waiting(app) or _received(app)
     if not waiting:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
@@ -289,18 +287,21 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
         with progress:
             while not should_stop():
                 try:
-                    answered = answer_batch(app, sender, numbered, should_stop)  # ours; or a stopped worker's
+                    answered = answer_batch(app, sender, numbered, should_stop, anyones=False)
                     count(answered)
                     decided = decide_batch(app, sender, reader, numbered, should_stop, wait=False)
                     if decided is None and not reader.read_next():  # another worker has the turn
                         decided = decide_batch(app, sender, reader, numbered, should_stop, wait=True)
+                    count(decided or [])
+                    if not answered and decided == []:  # nothing left to decide: and a stopped worker's?
+                        answered = answer_batch(app, sender, numbered, should_stop, anyones=True)
+                        count(answered)
                 except OperationalError as exc:
                     if not is_deadlock(exc):
                         raise
                     logger.info("two workers waited on each other; the batch is done again")
                     continue
-                count(decided or [])
-                if not answered and decided == [] and not _more_coming(app):
+                if not answered and decided == [] and not _received(app):
                     break
     finally:
         reader.close()
@@ -313,15 +314,18 @@ def _waiting(app: App) -> int:
         ).one()
 
 
-def _more_coming(app: App) -> bool:
-    """Whether another worker is fetching (`fetch`): what it stores next is for this pass
-    too. If so, returns after a moment, so that a pass that has run out does not ask again
-    at once. (Once it has finished, it decides whatever this one has not.)"""
-    with transaction(app.engine) as session:
-        if not held(session, FETCH_TURN):
-            return False
-    time.sleep(FETCH_POLL_SECONDS)
-    return True
+def _received(app: App) -> int:
+    """Messages stored and not decided yet. While another worker is fetching (`fetch`) and
+    none are, waits for the first it stores, or for it to finish: they are for this pass too."""
+    while True:
+        with transaction(app.engine) as session:
+            fetching = held(session, FETCH_TURN)  # first: what it stored before letting go is counted next
+            received = session.exec(
+                select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
+            ).one()
+        if received or not fetching:
+            return received
+        time.sleep(FETCH_POLL_SECONDS)
 
 
 Numbered = dict[int, Reading]
@@ -403,19 +407,31 @@ def _decide_rows(
     return decided
 
 
-def answer_batch(app: App, sender: BackgroundSender, numbered: Numbered, should_stop: StopCheck) -> list[str]:
+def answer_batch(
+    app: App, sender: BackgroundSender, numbered: Numbered, should_stop: StopCheck, *, anyones: bool
+) -> list[str]:
     """Queue the pages, link the cross-overs and write the replies of messages given their
     number, up to DECIDE_BATCH or ANSWER_SECONDS' worth in one transaction; returns their new
-    states. Workers take turns on the cross-overs (app.crossovers), not on the numbers."""
+    states. Workers take turns on the cross-overs (app.crossovers), not on the numbers.
+
+    Those this worker numbered, as read (`numbered`); with `anyones`, the oldest any worker
+    numbered and left (it stopped, or a pass before did). A worker that took another's the
+    moment it had numbered them would read them again, and the other's reading would go."""
     answered: list[str] = []
+    if not numbered and not anyones:
+        return answered
     try:
         with transaction(app.engine) as session:
-            rows: Sequence[AnswerRow] = session.exec(
+            query = (
                 select(InboundMessage, Interview, Publication.state)
                 .join(Interview, Interview.inbound_id == InboundMessage.id)  # type: ignore[arg-type]
                 .outerjoin(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
                 .where(InboundMessage.state == InboundState.NUMBER_ASSIGNED)
-                .order_by(InboundMessage.id)  # type: ignore[arg-type]
+            )
+            if not anyones:
+                query = query.where(InboundMessage.id.in_(sorted(numbered)[:DECIDE_BATCH]))  # type: ignore[union-attr]
+            rows: Sequence[AnswerRow] = session.exec(
+                query.order_by(InboundMessage.id)  # type: ignore[arg-type]
                 .limit(DECIDE_BATCH)
                 .with_for_update(skip_locked=True, of=InboundMessage)  # type: ignore[arg-type]
             ).all()

@@ -32,6 +32,7 @@ from mailflow.worker import (
     FETCH_TURN,
     PassReport,
     _fetch,
+    answer_batch,
     decide_batch,
     fetch,
     process_all,
@@ -333,3 +334,41 @@ def test_older_pages_are_relinked_without_waiting_for_a_worker_that_is_answering
         first = session.exec(select(Interview).where(Interview.number == 1)).one()
         assert json.loads(first.related_json) == [2]
         assert session.exec(select(PendingLinks)).all() == []
+
+
+def test_a_worker_answers_what_it_numbered_and_another_workers_only_once_that_one_has_stopped(
+    postgres_app: App, monkeypatch
+) -> None:
+    """Taking another worker's numbered messages the moment they are numbered would read
+    them again, and that worker's reading would go to waste: each answers its own; what a
+    worker numbered and left (it stopped) is taken only once there is nothing left to decide."""
+    first, second, third, fourth = fetched(postgres_app, 4)
+    other = build_app(load_settings(postgres_app.settings.path))
+    ours, theirs = BackgroundSender(postgres_app), BackgroundSender(other)
+    monkeypatch.setattr(worker_module, "DECIDE_BATCH", 2)
+    try:
+        their_numbers: dict = {}
+        our_numbers: dict = {}
+        decide_batch(other, theirs, ReadAhead(other), their_numbers, never, wait=True)  # the two oldest
+        decide_batch(postgres_app, ours, ReadAhead(postgres_app), our_numbers, never, wait=True)
+        assert sorted(their_numbers) == [first, second] and sorted(our_numbers) == [third, fourth]
+
+        def parse_again(raw: bytes) -> None:
+            raise AssertionError("read twice")
+
+        with monkeypatch.context() as reading_again:
+            reading_again.setattr(reading_module, "parse_message", parse_again)
+            assert answer_batch(postgres_app, ours, our_numbers, never, anyones=False) == ["numbered"] * 2
+        with Session(postgres_app.engine) as session:
+            states = {m.id: m.state for m in session.exec(select(InboundMessage)).all()}
+        assert states == {first: "number_assigned", second: "number_assigned", third: "numbered", fourth: "numbered"}
+        # The other worker stops here; with nothing left to decide, this one answers its two.
+        assert answer_batch(postgres_app, ours, our_numbers, never, anyones=False) == []
+        assert answer_batch(postgres_app, ours, our_numbers, never, anyones=True) == ["numbered"] * 2
+    finally:
+        ours.finish()
+        theirs.finish()
+        other.close()
+    assert {m["To"] for m in outbox_messages(postgres_app)} == {
+        "ada@example.net", "bo@example.net", "cy@example.net", "di@example.net"
+    }  # fmt: skip
