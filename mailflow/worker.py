@@ -1,6 +1,7 @@
 """A pass is a short tuple of verbs: fetch, process, relink, publish, send, file.
 
-fetch   stores each new message raw as `received` and commits, before anything else;
+fetch   stores each new message raw as `received`, a batch per commit (one worker at a
+        time: the others decide what it stores meanwhile);
 process decides received messages oldest first, a batch per transaction as one unit (one
         savepoint; one per message should any fail: process.py); numbered replies are then
         answered a batch at a time the same way, while a background sender already sends
