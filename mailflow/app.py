@@ -42,37 +42,34 @@ class App:
     _crossovers: CrossoverIndex | None = None
     _crossovers_checked: bool = False
     _crossover_turn: object | None = None  # the transaction that holds the turn on the cross-overs
-    _checked_in: object | None = None  # the transaction in which the index last caught up
     follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
-    def crossovers(self, session: Session, *, turn: bool = True) -> CrossoverIndex:
+    def crossovers(self, session: Session, *, shared: bool = False) -> CrossoverIndex:
         """The cross-over index: built on first use and kept up to date by this process as it
         numbers. On SQLite it looks at the database again once per `recheck` (a pass); on
-        PostgreSQL once per transaction, after taking the turn on the cross-overs. Without
-        `turn`, for a transaction that changes only rows it has locked itself and asks for
-        the index after locking them (OlderPages.refresh): it catches up all the same."""
-        if turn:
-            self.take_crossover_turn(session)
-        elif not is_sqlite(self.engine) and self._checked_in is not session.get_transaction():
-            self._crossovers_checked = False
+        PostgreSQL once per transaction, after taking the turn on the cross-overs (see
+        `take_crossover_turn`; `shared` for one that changes only older pages' links)."""
+        self.take_crossover_turn(session, shared=shared)
         if self._crossovers is not None and not self._crossovers_checked:
             if not self._crossovers.catch_up(session):
                 self._crossovers = None
         if self._crossovers is None:
             self._crossovers = CrossoverIndex.from_database(session)
-        self._crossovers_checked, self._checked_in = True, session.get_transaction()
+        self._crossovers_checked = True
         return self._crossovers
 
-    def take_crossover_turn(self, session: Session) -> None:
+    def take_crossover_turn(self, session: Session, *, shared: bool = False) -> None:
         """On PostgreSQL, workers answering numbered replies take turns, so that a new
         interview's cross-overs are found among all those answered before it, as do the
         host's commands that change pages or links: a transaction that does takes this turn
         (once; it lasts until the transaction ends) before it touches a page, and then sees
-        what the others committed. On SQLite one transaction writes at a time anyway."""
+        what the others committed. Relinking older pages takes it `shared`: relinks run side
+        by side (each on the rows it locks, in order of number), never beside a transaction
+        that holds the whole turn. On SQLite one transaction writes at a time anyway."""
         transaction = session.get_transaction()
         if not is_sqlite(self.engine) and self._crossover_turn is not transaction:
-            lock_key(session, "mailflow-crossovers")
+            lock_key(session, "mailflow-crossovers", shared=shared)
             self._crossover_turn, self._crossovers_checked = transaction, False
 
     def recheck_crossovers(self) -> None:
@@ -88,7 +85,7 @@ class App:
 
     def forget_crossovers(self) -> None:
         """Drop the index (a rolled-back transaction may have added to it); rebuilt when next needed."""
-        self._crossovers, self._crossover_turn, self._checked_in = None, None, None
+        self._crossovers, self._crossover_turn = None, None
 
     @property
     def min_answers(self) -> int:

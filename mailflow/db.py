@@ -113,13 +113,14 @@ def insert_new(session: Session, model: type[SQLModel], rows: list[dict[str, Any
     return len(session.connection().execute(statement, rows).all())
 
 
-def lock_key(session: Session, key: str, *, wait: bool = True) -> bool:
+def lock_key(session: Session, key: str, *, wait: bool = True, shared: bool = False) -> bool:
     """Serialise work on one key across workers until this transaction ends. With
-    wait=False, returns False at once if another worker holds it. SQLite needs nothing:
-    BEGIN IMMEDIATE already lets one writer in at a time."""
+    wait=False, returns False at once if another worker holds it; `shared`: side by side
+    with others that take it shared, never with one that holds it whole. SQLite needs
+    nothing: BEGIN IMMEDIATE already lets one writer in at a time."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    function = ("pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock") + ("_shared" if shared else "")
     statement = text(f"SELECT {function}(hashtextextended(:key, 0))").bindparams(key=key)
     held = session.exec(statement).scalar()  # type: ignore[call-overload]
     return wait or bool(held)
@@ -160,10 +161,12 @@ def held(session: Session, key: str) -> bool:
     return bool(session.exec(_HELD.bindparams(key=key)).scalar())  # type: ignore[call-overload]
 
 
-# pg_locks shows a bigint advisory key as its high (classid) and low (objid) 32 bits.
+# pg_locks shows a bigint advisory key as its high (classid) and low (objid) 32 bits, for
+# every database on the server: only this one's count.
 _HELD = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0))"
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(:key, 0))"
 )
 
 

@@ -209,12 +209,14 @@ class OlderPages:
         """Their related links, afresh; pages whose links changed go up again, and people who
         asked to hear about cross-overs with theirs are told (at most weekly).
 
-        Without the turn on the cross-overs: this changes only the rows it locks here, in
-        order of number (two workers relinking side by side wait for each other's rows, not
-        for each other), and it reads the host's links and the index only once they are
-        locked, so it sees whatever another worker wrote to them before letting go."""
+        With the turn on the cross-overs shared: two workers relink side by side, each on the
+        rows it locks here, in order of number (they wait for each other's rows, never in a
+        circle), reading the host's links and the index only once the rows are locked, so
+        what another wrote before letting go is what is read. A transaction holding the
+        whole turn (answering, the host's commands) runs beside none of them."""
         if not self.newer:
             return
+        app.take_crossover_turn(session, shared=True)  # before any row: a holder of the whole turn locks rows too
         rows = session.exec(
             select(Interview, Publication)
             .join(Publication, Publication.interview_id == Interview.id)  # type: ignore[arg-type]
@@ -223,10 +225,10 @@ class OlderPages:
                 Publication.state.not_in(TAKEN_DOWN),  # type: ignore[attr-defined]
             )
             .order_by(Interview.number)  # type: ignore[arg-type]
-            .with_for_update()
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE: a comment on one may still be stored
         ).all()
         their_links = host_links(session, self.newer)
-        index = app.crossovers(session, turn=False)
+        index = app.crossovers(session, shared=True)
         closest = index.related_many([(other.number, interview_text(other.answers_json)) for other, _ in rows])
         for (other, publication), automatic in zip(rows, closest, strict=True):
             if refresh_related(session, index, other, their_links.get(other.number, []), automatic):

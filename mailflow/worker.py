@@ -271,7 +271,7 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
     sends the replies already decided. A batch is decided in turn (numbers follow arrival),
     then the numbered replies of the batch are answered (pages, cross-overs, replies) while
     another worker takes its turn; a worker waiting for its turn reads the next messages."""
-    waiting = _waiting(app) or _received(app)
+    waiting = _waiting(app) or _received(app, should_stop)
     if not waiting:
         return
     # A progress bar for a big backlog, only for a person watching a terminal.
@@ -302,7 +302,7 @@ def process_all(app: App, report: PassReport, sender: BackgroundSender, should_s
                         raise
                     logger.info("two workers waited on each other; the batch is done again")
                     continue
-                if not answered and decided == [] and not _received(app):
+                if not answered and decided == [] and not _received(app, should_stop):
                     break
     finally:
         reader.close()
@@ -315,16 +315,17 @@ def _waiting(app: App) -> int:
         ).one()
 
 
-def _received(app: App) -> int:
+def _received(app: App, should_stop: StopCheck) -> int:
     """Messages stored and not decided yet. While another worker is fetching (`fetch`) and
-    none are, waits for the first it stores, or for it to finish: they are for this pass too."""
+    none are, waits for the first it stores, or for it to finish (or for this one to be
+    asked to stop): they are for this pass too."""
     while True:
         with transaction(app.engine) as session:
             fetching = held(session, FETCH_TURN)  # first: what it stored before letting go is counted next
             received = session.exec(
                 select(func.count()).select_from(InboundMessage).where(InboundMessage.state == InboundState.RECEIVED)
             ).one()
-        if received or not fetching:
+        if received or not fetching or should_stop():
             return received
         time.sleep(FETCH_POLL_SECONDS)
 

@@ -312,10 +312,12 @@ def test_asking_whether_a_turn_is_held_neither_takes_it_nor_keeps_another_from_i
             assert held(looking, FETCH_TURN)
 
 
-def test_older_pages_are_relinked_without_waiting_for_a_worker_that_is_answering(postgres_app: App) -> None:
-    """Relinking changes only the older pages' own rows, which it locks: a worker answering
-    meanwhile (holding the turn on the cross-overs) does not hold it up, so two workers
-    ending their passes relink side by side."""
+def test_older_pages_are_relinked_side_by_side_but_never_beside_a_holder_of_the_whole_turn(
+    postgres_app: App,
+) -> None:
+    """Relinking takes the turn on the cross-overs shared: two workers relink at once (each
+    on the rows it locks), but not while another transaction holds the whole turn (answering,
+    or a host's withdrawal, which rewrites the same older pages' links)."""
     fetched(postgres_app, 2)
     sender = BackgroundSender(postgres_app)
     process_all(postgres_app, PassReport(), sender, never)
@@ -328,12 +330,19 @@ def test_older_pages_are_relinked_without_waiting_for_a_worker_that_is_answering
         lock_key(answering, "mailflow-crossovers")
         relinking = threading.Thread(target=relink_older_pages, args=(postgres_app,))
         relinking.start()
-        relinking.join(10)
-        assert not relinking.is_alive(), "relinking waited for the turn on the cross-overs"
+        relinking.join(1)
+        assert relinking.is_alive(), "relinking went on beside a holder of the whole turn"
+    relinking.join(10)
+    assert not relinking.is_alive()
     with Session(postgres_app.engine) as session:
         first = session.exec(select(Interview).where(Interview.number == 1)).one()
         assert json.loads(first.related_json) == [2]
         assert session.exec(select(PendingLinks)).all() == []
+    with transaction(postgres_app.engine) as relinking_elsewhere:
+        lock_key(relinking_elsewhere, "mailflow-crossovers", shared=True)
+        with transaction(postgres_app.engine) as session:
+            assert lock_key(session, "mailflow-crossovers", wait=False, shared=True)
+            assert not held(session, "mailflow-nothing")
 
 
 def test_a_worker_answers_what_it_numbered_and_another_workers_only_once_that_one_has_stopped(
