@@ -45,12 +45,12 @@ class App:
     follow_up: bool = True  # [blog] follow_up: tell the author the page's address once it is known
     listing_stale: bool = False  # the last index/feed refresh failed: retry it next pass
 
-    def crossovers(self, session: Session, *, shared: bool = False) -> CrossoverIndex:
+    def crossovers(self, session: Session) -> CrossoverIndex:
         """The cross-over index: built on first use and kept up to date by this process as it
         numbers. On SQLite it looks at the database again once per `recheck` (a pass); on
-        PostgreSQL once per transaction, after taking the turn on the cross-overs (see
-        `take_crossover_turn`; `shared` for one that changes only older pages' links)."""
-        self.take_crossover_turn(session, shared=shared)
+        PostgreSQL once per transaction, after taking the turn on the cross-overs (whole,
+        unless this transaction took it shared already: `take_crossover_turn`)."""
+        self.take_crossover_turn(session)
         if self._crossovers is not None and not self._crossovers_checked:
             if not self._crossovers.catch_up(session):
                 self._crossovers = None

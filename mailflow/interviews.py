@@ -228,7 +228,7 @@ class OlderPages:
             .with_for_update(key_share=True)  # FOR NO KEY UPDATE: a comment on one may still be stored
         ).all()
         their_links = host_links(session, self.newer)
-        index = app.crossovers(session, shared=True)
+        index = app.crossovers(session)  # the turn is this transaction's already: only catches up
         closest = index.related_many([(other.number, interview_text(other.answers_json)) for other, _ in rows])
         for (other, publication), automatic in zip(rows, closest, strict=True):
             if refresh_related(session, index, other, their_links.get(other.number, []), automatic):
